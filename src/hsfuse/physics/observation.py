@@ -1,0 +1,72 @@
+"""The fusion observation: both branches of ``Y_h = S(B * Z)``, ``Y_m = R Z`` as one linear operator.
+
+``A(z) = (S B z, R z)`` maps a high-resolution HSI ``(N, L, H, W)`` to a :class:`~hsfuse.types.FusionMeasurement`;
+its adjoint is ``A^T(y_h, y_m) = B^T S^T y_h + R^T y_m`` (the inner product on measurements is the sum of the
+two branches' inner products).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._checks import check_image_tensor
+from ..errors import InputError
+from ..types import FusionMeasurement
+from .spatial import SpatialDegradation
+from .spectral import SpectralResponse
+
+__all__ = ["FusionObservation"]
+
+
+class FusionObservation(nn.Module):
+    """Spatial and spectral degradations of one scene.
+
+    Args:
+        spatial: the HSI branch (PSF, ratio, offset, boundary); learnable subclasses allowed.
+        spectral: the MSI branch (SRF); learnable subclasses allowed.
+
+    Example:
+        >>> from hsfuse.physics import gaussian_psf
+        >>> obs = FusionObservation(
+        ...     SpatialDegradation(ratio=2, psf=gaussian_psf(3, sigma=0.8)),
+        ...     SpectralResponse(torch.ones(2, 5) / 5))
+        >>> y = obs.A(torch.rand(1, 5, 8, 6))
+        >>> tuple(y.hsi.shape), tuple(y.msi.shape)
+        ((1, 5, 4, 3), (1, 2, 8, 6))
+    """
+
+    def __init__(self, spatial: SpatialDegradation, spectral: SpectralResponse) -> None:
+        super().__init__()
+        self.spatial = spatial
+        self.spectral = spectral
+
+    @property
+    def ratio(self) -> int:
+        return self.spatial.ratio
+
+    def A(self, z: torch.Tensor) -> FusionMeasurement:
+        z = check_image_tensor(z, "high-resolution HSI", channels=self.spectral.hsi_bands)
+        return FusionMeasurement(hsi=self.spatial.A(z), msi=self.spectral.A(z))
+
+    def A_adjoint(self, y: FusionMeasurement) -> torch.Tensor:
+        self.check_measurement(y)
+        return self.spatial.A_adjoint(y.hsi) + self.spectral.A_adjoint(y.msi)
+
+    def forward(self, z: torch.Tensor) -> FusionMeasurement:
+        return self.A(z)
+
+    def check_measurement(self, y: FusionMeasurement) -> None:
+        """Raise :class:`~hsfuse.errors.InputError` unless ``y`` fits this operator (bands, sizes, ratio)."""
+        hsi = check_image_tensor(y.hsi, "low-resolution HSI", channels=self.spectral.hsi_bands)
+        msi = check_image_tensor(y.msi, "multispectral image", channels=self.spectral.msi_bands)
+        if hsi.shape[0] != msi.shape[0]:
+            raise InputError(f"HSI batch {hsi.shape[0]} and MSI batch {msi.shape[0]} differ")
+        r = self.ratio
+        h, w = hsi.shape[-2:]
+        H, W = msi.shape[-2:]
+        if (H, W) != (h * r, w * r):
+            raise InputError(
+                f"HSI {h}x{w} and MSI {H}x{W} do not match the ratio {r} (expected MSI {h * r}x{w * r}); "
+                "check --ratio or crop the inputs"
+            )
