@@ -1,0 +1,25 @@
+"""Shared fixtures: the real data folder (``HSFUSE_DATA``, default ``../shared/data``) and seeded generators."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tests run from anywhere: default the data setting to ../shared/data beside the project root.
+os.environ.setdefault("HSFUSE_DATA", str(ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    from hsfuse.data.paths import data_root as _root
+
+    root = _root()
+    if not (root / "derived").is_dir():
+        message = f"shared data not found at {root}: set HSFUSE_DATA to the folder with scenes/, derived/, srf/"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
