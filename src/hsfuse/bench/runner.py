@@ -1,0 +1,196 @@
+"""Benchmark runner: methods x scenes x ratios under one simulation preset and one metric preset.
+
+Each case simulates an HSI/MSI pair from a reference scene (Wald's protocol), fuses it with every method
+(given the known physics), evaluates against the reference and records wall time and peak memory. Results are
+a tidy table: one row per (scene, sensor, ratio, method), written as CSV, JSON and Markdown with the machine
+described.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.paths import data_root
+from ..data.scenes import SCENES, load_scene
+from ..data.simulation import Simulation, simulate
+from ..data.synthetic import synthetic_scene
+from ..errors import InputError
+from ..io.atomic import atomic_output
+from ..methods.registry import get_method
+from ..metrics.presets import evaluate
+from ..physics.srf_library import srf_matrix
+from ..types import Cube
+from .machine import machine_description, measure
+
+__all__ = ["BenchCase", "DEFAULT_CASES", "parse_case", "resolve_sensor", "prepare_case", "run_benchmark",
+           "write_results", "markdown_table"]
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """A reference scene and the MSI sensor simulated from it.
+
+    Attributes:
+        scene: a name from :data:`hsfuse.data.scenes.SCENES`, or ``"synthetic"`` (the embedded scene).
+        sensor: a named sensor (``hsfuse srf list``) or a CSV path (relative paths are also looked up under
+            the shared data folder, e.g. ``srf/ikonos_5nm.csv``).
+        bands: MSI bands of the sensor to keep (names), or ``None`` for all bands covering the HSI range.
+    """
+
+    scene: str
+    sensor: str
+    bands: tuple[str, ...] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.scene}:{self.sensor}" + (f"[{','.join(self.bands)}]" if self.bands else "")
+
+
+DEFAULT_CASES: tuple[BenchCase, ...] = (
+    BenchCase("pavia_u", "srf/ikonos_5nm.csv", ("Blue", "Green", "Red", "NIR")),
+    BenchCase("indian_pines", "landsat8"),
+    BenchCase("jasper_ridge", "sentinel2a"),
+)
+
+
+def parse_case(text: str) -> BenchCase:
+    """``SCENE:SENSOR`` or ``SCENE:SENSOR:BAND,BAND,...`` -> :class:`BenchCase`."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts[:2]):
+        raise InputError(f"bench case {text!r} must look like SCENE:SENSOR or SCENE:SENSOR:BAND1,BAND2")
+    bands = tuple(b.strip() for b in parts[2].split(",") if b.strip()) if len(parts) == 3 else None
+    return BenchCase(parts[0], parts[1], bands or None)
+
+
+def resolve_sensor(spec: str) -> str:
+    """A sensor name, an existing CSV path, or a CSV path relative to the shared data folder."""
+    if spec.lower().endswith(".csv") and not Path(spec).exists() and (data_root() / spec).exists():
+        return str(data_root() / spec)
+    return spec
+
+
+def _reference(scene: str, *, seed: int) -> Cube:
+    if scene == "synthetic":
+        return synthetic_scene(seed=seed)
+    if scene not in SCENES:
+        raise InputError(f"unknown bench scene {scene!r}; known: synthetic, {', '.join(sorted(SCENES))}")
+    return load_scene(scene)
+
+
+def prepare_case(case: BenchCase, *, ratio: int, preset: str = "hsfuse", seed: int = 0) -> Simulation:
+    """Load the scene, build the sensor's SRF on its bands, and simulate the pair."""
+    ref = _reference(case.scene, seed=seed)
+    if ref.wavelengths is None:
+        raise InputError(f"scene {case.scene!r} has no band wavelengths: an SRF cannot be placed on it")
+    matrix, names = srf_matrix(resolve_sensor(case.sensor), ref.wavelengths, hsi_fwhm=ref.fwhm,
+                               bands=list(case.bands) if case.bands else None, normalize="none",
+                               drop_uncovered=case.bands is None)
+    return simulate(ref, matrix, ratio=ratio, preset=preset, srf_band_names=names)
+
+
+def run_benchmark(
+    cases: Sequence[BenchCase],
+    methods: Sequence[str],
+    ratios: Sequence[int],
+    *,
+    simulation_preset: str = "hsfuse",
+    metric_preset: str = "hsfuse",
+    device: str = "cpu",
+    seed: int = 0,
+    warmup: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every method on every case at every ratio; return one dict per run (tidy rows).
+
+    With ``warmup`` each method runs once untimed before its first timed run.
+
+    Row keys: ``scene``, ``sensor``, ``msi_bands``, ``ratio``, ``method``, ``height``, ``width``, ``bands``,
+    the metric names of ``metric_preset`` (lower case), ``time_s``, ``peak_mem_mib``, ``memory_kind``.
+    """
+    specs = [get_method(m) for m in methods]
+    rows: list[dict[str, Any]] = []
+    warmed: set[str] = set()
+    for case in cases:
+        for ratio in ratios:
+            sim = prepare_case(case, ratio=ratio, preset=simulation_preset, seed=seed)
+            y = sim.measurement()
+            y = type(y)(y.hsi.to(device), y.msi.to(device))
+            physics = sim.physics.to(device=device, dtype=torch.float32)
+            ref = sim.reference.to_tensor(dtype=torch.float64)
+            for spec in specs:
+                if on_progress is not None:
+                    on_progress(f"{case.label} r={ratio} {spec.name}")
+                with torch.no_grad():
+                    if warmup and spec.name not in warmed:  # first call pays one-off costs (imports, plans)
+                        spec.function(y, physics)
+                        warmed.add(spec.name)
+                    est, wall, mem = measure(lambda: spec.function(y, physics), device=device)
+                scores = evaluate(ref, est.detach().cpu().double(), preset=metric_preset, ratio=ratio)
+                H, W, L = sim.reference.shape
+                rows.append({
+                    "scene": case.scene, "sensor": Path(case.sensor).stem, "msi_bands": sim.msi.bands,
+                    "ratio": ratio, "method": spec.name, "height": H, "width": W, "bands": L,
+                    **{k: float(v) for k, v in scores.items()},
+                    "time_s": wall, "peak_mem_mib": mem.bytes / 2**20, "memory_kind": mem.kind,
+                })
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table of ``rows``."""
+    if not rows:
+        return "(no results)\n"
+    cols = list(columns) if columns else list(rows[0])
+    out = io.StringIO()
+    out.write("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n")
+    for row in rows:
+        out.write("| " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |\n")
+    return out.getvalue()
+
+
+def write_results(rows: Sequence[dict[str, Any]], outdir: str | Path, *, machine: dict[str, Any] | None = None,
+                  settings: dict[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
+    """Write ``results.csv``, ``results.json`` and ``results.md`` into ``outdir`` (atomically)."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    machine = machine or machine_description()
+    settings = settings or {}
+    paths = [outdir / "results.csv", outdir / "results.json", outdir / "results.md"]
+    cols = list(rows[0]) if rows else []
+    with atomic_output(paths[0], overwrite=overwrite) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(rows)
+    with atomic_output(paths[1], overwrite=overwrite) as tmp:
+        Path(tmp).write_text(json.dumps({"machine": machine, "settings": settings, "rows": list(rows)}, indent=2) + "\n")
+    shown = [c for c in cols if c not in ("height", "width", "bands", "memory_kind")]
+    text = ["# hsfuse benchmark", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
+            "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), "", markdown_table(rows, shown)]
+    with atomic_output(paths[2], overwrite=overwrite) as tmp:
+        Path(tmp).write_text("\n".join(text))
+    return paths
+
+
+def summarize(rows: Sequence[dict[str, Any]], key: str = "psnr") -> dict[str, float]:
+    """Mean of ``key`` per method (for quick comparisons)."""
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        out.setdefault(row["method"], []).append(float(row[key]))
+    return {m: float(np.mean(v)) for m, v in out.items()}
+

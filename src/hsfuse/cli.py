@@ -1,0 +1,502 @@
+"""The ``hsfuse`` command line.
+
+Every command has ``--help``; errors caused by the input print one line (``error: ...``) and exit with
+status 2; outputs are written to a temporary file and renamed, and existing outputs are refused unless
+``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+EXIT_USAGE = 2
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # tables piped to a file or read by CI are not cut to 80 columns
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+def _progress_printer(quiet: bool):
+    if quiet:
+        return lambda _msg: None
+    err = _console(stderr=True)
+    return lambda msg: err.print(f"[dim]hsfuse:[/dim] {msg}")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _read(path: str, *, variable: str | None = None, layout: str = "auto"):
+    from .io import read_cube
+
+    return read_cube(path, variable=variable, layout=layout)
+
+
+def parse_psf(spec: str, *, ratio: int):
+    """``gaussian:fwhm=F[,size=K]``, ``gaussian:sigma=S[,size=K]`` (pixels; default size 2r+1) or a file
+    (``.npy`` array, or ``.csv``/``.txt`` numbers) holding a ``k x k`` kernel."""
+    import numpy as np
+    import torch
+
+    from .errors import FileFormatError, InputError
+    from .physics import gaussian_psf
+
+    if spec.startswith("gaussian"):
+        options: dict[str, float] = {}
+        _, _, rest = spec.partition(":")
+        for item in filter(None, rest.split(",")):
+            key, sep, value = item.partition("=")
+            if not sep or key.strip() not in ("fwhm", "sigma", "size"):
+                raise InputError(f"PSF option {item!r} not understood; use gaussian:fwhm=F or gaussian:sigma=S"
+                                 "[,size=K]")
+            try:
+                options[key.strip()] = float(value)
+            except ValueError:
+                raise InputError(f"PSF option {item!r}: {value!r} is not a number") from None
+        size = int(options.pop("size", 2 * ratio + 1))
+        if not options:
+            options["fwhm"] = float(ratio)
+        return gaussian_psf(size, **options)
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"--psf {spec!r} is neither 'gaussian:...' nor an existing kernel file (.npy/.csv/.txt)")
+    try:
+        kernel = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter="," if path.suffix == ".csv"
+                                                                        else None)
+    except (ValueError, OSError) as exc:
+        raise FileFormatError(f"cannot read the PSF kernel from {path}: {exc}") from None
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.sum() <= 0:
+        raise InputError(f"the PSF in {path} must be a square k x k kernel with a positive sum, got {kernel.shape}")
+    return torch.from_numpy(kernel / kernel.sum())
+
+
+def _srf_for(spec: str, cube, *, bands: list[str] | None):
+    """SRF matrix (m, L) for ``cube`` from a sensor name, a response CSV, or an ``.npy`` (m, L) matrix."""
+    import numpy as np
+
+    from .errors import InputError
+    from .physics.srf_library import srf_matrix
+
+    if spec.endswith(".npy"):
+        matrix = np.load(spec)
+        if matrix.ndim != 2 or cube.bands not in matrix.shape:
+            raise InputError(f"the SRF matrix in {spec} has shape {matrix.shape}; it needs (m, {cube.bands})")
+        matrix = matrix if matrix.shape[1] == cube.bands else matrix.T
+        return matrix, [f"band{i + 1}" for i in range(matrix.shape[0])]
+    if cube.wavelengths is None:
+        raise InputError("the HSI has no band wavelengths, so a sensor response cannot be placed on its bands: "
+                         "give the SRF as an .npy (m x L) matrix, or a file format that stores wavelengths")
+    return srf_matrix(spec, cube.wavelengths, hsi_fwhm=cube.fwhm, bands=bands, normalize="none",
+                      drop_uncovered=bands is None)
+
+
+def _print_table(rows: list[dict[str, Any]], title: str, columns: Sequence[str] | None = None) -> None:
+    from rich.table import Table
+
+    if not rows:
+        return
+    cols = list(columns or rows[0])
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("method", "scene", "sensor", "metric") else "right")
+    for row in rows:
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in cols)])
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .io import describe
+
+    cube = _read(args.file, variable=args.variable, layout=args.layout)
+    print(describe(cube))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .data.simulation import simulate
+    from .errors import OutputExistsError
+    from .io import write_cube
+    from .io.atomic import atomic_output
+    from .physics.serialize import observation_to_dict
+
+    say = _progress_printer(args.quiet)
+    out = Path(args.output)
+    ext = args.format
+    targets = {name: out / f"{name}.{ext}" for name in ("hsi", "msi", "reference")}
+    physics_path = out / "physics.json"
+    if not args.overwrite:
+        existing = [p for p in [*targets.values(), physics_path] if p.exists()]
+        if existing:
+            raise OutputExistsError(f"{existing[0]} exists; pass --overwrite or choose another -o folder")
+    reference = _read(args.reference, variable=args.variable, layout=args.layout)
+    say(f"reference {reference.shape[0]}x{reference.shape[1]}x{reference.bands}")
+    matrix, names = _srf_for(args.srf, reference, bands=args.bands)
+    psf = parse_psf(args.psf, ratio=args.ratio) if args.psf else None
+    sim = simulate(reference, matrix, ratio=args.ratio, preset=args.preset, srf_band_names=names, psf=psf,
+                   snr_hsi_db=args.snr_hsi, snr_msi_db=args.snr_msi, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cube in (("hsi", sim.hsi), ("msi", sim.msi), ("reference", sim.reference)):
+        write_cube(cube, targets[name], overwrite=args.overwrite)
+        say(f"wrote {targets[name]} ({cube.shape[0]}x{cube.shape[1]}x{cube.bands})")
+    description = observation_to_dict(sim.physics)
+    description["preset"] = {k: v for k, v in vars(sim.preset).items()}
+    with atomic_output(physics_path, overwrite=args.overwrite) as tmp:
+        Path(tmp).write_text(json.dumps(description, indent=1) + "\n")
+    say(f"wrote {physics_path} (PSF, SRF, ratio, offset, boundary: pass it to 'hsfuse fuse --physics')")
+    return 0
+
+
+def cmd_fuse(args: argparse.Namespace) -> int:
+    import torch
+
+    from ._checks import check_finite
+    from .errors import InputError, OutputExistsError
+    from .io import write_cube
+    from .methods.registry import get_method
+    from .physics import FusionObservation, SpatialDegradation, SpectralResponse
+    from .physics.serialize import load_observation
+    from .types import Cube, FusionMeasurement, infer_ratio
+
+    say = _progress_printer(args.quiet)
+    if Path(args.output).exists() and not args.overwrite:
+        raise OutputExistsError(f"{args.output} exists; pass --overwrite or choose another output")
+    spec = get_method(args.method)
+    hsi = _read(args.hsi, variable=args.hsi_variable, layout=args.layout)
+    msi = _read(args.msi, variable=args.msi_variable, layout=args.layout)
+    for label, cube in (("HSI", hsi), ("MSI", msi)):
+        if not cube.valid_mask().all():
+            raise InputError(f"the {label} has {int((~cube.valid_mask()).sum())} no-data or NaN pixel(s); fill or "
+                             "crop them before fusion")
+        check_finite(cube.data, label)
+    ratio = infer_ratio(hsi.shape[:2], msi.shape[:2])
+    if args.ratio is not None and args.ratio != ratio:
+        raise InputError(f"--ratio {args.ratio} disagrees with the image sizes: HSI {hsi.shape[0]}x{hsi.shape[1]} "
+                         f"and MSI {msi.shape[0]}x{msi.shape[1]} give ratio {ratio}")
+    if args.physics:
+        physics = load_observation(args.physics)
+    else:
+        if spec.needs_srf and not args.srf:
+            raise InputError(f"method {spec.name!r} needs the MSI's spectral response: pass --srf SENSOR|CSV|NPY "
+                             "(see 'hsfuse srf list') or --physics FILE from 'hsfuse simulate'")
+        if args.srf:
+            matrix, names = _srf_for(args.srf, hsi, bands=args.bands)
+        else:  # not used by the method; a placeholder of the right size keeps the operator complete
+            matrix, names = torch.full((msi.bands, hsi.bands), 1.0 / hsi.bands), None
+        psf = parse_psf(args.psf or "gaussian", ratio=ratio)
+        if spec.needs_psf and not args.psf:
+            say(f"no --psf given: assuming a Gaussian PSF with FWHM = {ratio} pixels (the hsfuse default)")
+        physics = FusionObservation(
+            SpatialDegradation(ratio=ratio, psf=psf, offset=args.offset, boundary=args.boundary),
+            SpectralResponse(matrix, normalize=args.srf_normalize, band_names=names),
+        )
+    if physics.spectral.msi_bands != msi.bands:
+        raise InputError(f"the SRF has {physics.spectral.msi_bands} MSI bands but the MSI file has {msi.bands}; "
+                         "select the sensor bands with --bands")
+    device = args.device
+    y = FusionMeasurement(hsi.to_tensor(device=device), msi.to_tensor(device=device))
+    physics = physics.to(device=device, dtype=torch.float32)
+    say(f"fusing {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands} with {msi.shape[0]}x{msi.shape[1]}x{msi.bands} "
+        f"(ratio {ratio}) using {spec.name}")
+    with torch.no_grad():
+        est = spec.function(y, physics)
+    fused = Cube.from_tensor(est.cpu(), like=hsi, geo=msi.geo, nodata=None,
+                             attrs={"method": spec.name, "hsi": str(args.hsi), "msi": str(args.msi)})
+    path = write_cube(fused, args.output, overwrite=args.overwrite)
+    say(f"wrote {path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .errors import InputError
+    from .metrics.presets import evaluate
+
+    ref = _read(args.reference, variable=args.reference_variable, layout=args.layout)
+    est = _read(args.estimate, variable=args.estimate_variable, layout=args.layout)
+    if ref.shape != est.shape:
+        raise InputError(f"reference {ref.shape} and estimate {est.shape} differ in shape (H x W x bands)")
+    scores = evaluate(ref.to_tensor(dtype=torch.float64), est.to_tensor(dtype=torch.float64), preset=args.preset,
+                      ratio=args.ratio, data_range=args.data_range)
+    scores = {k.lower(): float(v) for k, v in scores.items()}
+    if args.json:
+        print(json.dumps(scores, indent=2))
+    else:
+        _print_table([{"metric": k, "value": v} for k, v in scores.items()],
+                     title=f"{Path(args.estimate).name} vs {Path(args.reference).name} "
+                     f"(metric preset {args.preset!r})")
+    return 0
+
+
+def cmd_srf(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .physics.srf_library import get_sensor, list_sensors
+
+    if args.srf_command == "list":
+        _print_table([{"sensor": n, "description": d} for n, d in list_sensors()], title="named sensors")
+        print("Any CSV file (wavelength_nm + one column per band) is accepted wherever a sensor name is.")
+        return 0
+    sensor = get_sensor(args.sensor)
+    if args.srf_command == "show":
+        w = sensor.wavelengths_nm
+        rows = []
+        for i, name in enumerate(sensor.band_names):
+            curve = sensor.responses[:, i]
+            support = w[curve > 0.01 * curve.max()] if curve.max() > 0 else w[:0]
+            centre = float(np.sum(w * curve) / np.sum(curve)) if curve.sum() > 0 else float("nan")
+            rows.append({"band": name, "centre_nm": centre,
+                         "from_nm": float(support.min()) if support.size else float("nan"),
+                         "to_nm": float(support.max()) if support.size else float("nan")})
+        _print_table(rows, title=f"{sensor.name}: {sensor.source}")
+        return 0
+    # resample
+    from .errors import OutputExistsError
+    from .io.atomic import atomic_output
+
+    cube = _read(args.hsi)
+    matrix, names = _srf_for(args.sensor, cube, bands=args.bands)
+    if args.normalize == "sum":
+        matrix = matrix / matrix.sum(axis=1, keepdims=True)
+    header = "wavelength_nm," + ",".join(names)
+    body = np.column_stack([cube.wavelengths, matrix.T])
+    if args.output:
+        if Path(args.output).exists() and not args.overwrite:
+            raise OutputExistsError(f"{args.output} exists; pass --overwrite")
+        with atomic_output(Path(args.output), overwrite=args.overwrite) as tmp:
+            np.savetxt(tmp, body, delimiter=",", header=header, comments="", fmt="%.8g")
+        print(f"wrote {args.output} ({matrix.shape[0]} bands x {matrix.shape[1]} HSI bands)")
+    else:
+        np.savetxt(sys.stdout, body, delimiter=",", header=header, comments="", fmt="%.6g")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.machine import machine_description
+    from .bench.runner import DEFAULT_CASES, parse_case, run_benchmark, write_results
+    from .methods.registry import METHODS
+
+    cases = [parse_case(c) for c in args.case] if args.case else list(DEFAULT_CASES)
+    methods = args.methods or [n for n, s in METHODS.items() if not s.needs_training]
+    total = len(cases) * len(args.ratios) * len(methods)
+    from rich.progress import Progress
+
+    with Progress(console=_console(stderr=True), disable=args.quiet, transient=True) as progress:
+        task = progress.add_task("benchmark", total=total)
+        rows = run_benchmark(cases, methods, args.ratios, simulation_preset=args.simulation_preset,
+                             metric_preset=args.preset, device=args.device, seed=args.seed,
+                             on_progress=lambda m: progress.update(task, description=m, advance=1))
+    settings = {"simulation_preset": args.simulation_preset, "metric_preset": args.preset, "ratios": args.ratios,
+                "cases": [c.label for c in cases], "seed": args.seed}
+    paths = write_results(rows, args.output, machine=machine_description(args.device), settings=settings,
+                          overwrite=args.overwrite)
+    cols = ["scene", "sensor", "ratio", "method", "psnr", "ssim", "sam", "ergas", "time_s", "peak_mem_mib"]
+    _print_table(rows, title="hsfuse bench", columns=[c for c in cols if c in rows[0]])
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .bench.demo import run_demo
+
+    say = _progress_printer(args.quiet)
+    result = run_demo(args.output, size=args.size, ratio=args.ratio, seed=args.seed, overwrite=args.overwrite,
+                      on_progress=say)
+    cols = ["method", "psnr", "ssim", "sam", "ergas", "rmse", "time_s"]
+    _print_table(result.rows, title=f"hsfuse demo: synthetic {args.size}x{args.size}x31 scene, ratio {args.ratio}, "
+                 "Nikon D700 RGB (metric preset 'hsfuse', data range 1)",
+                 columns=[c for c in cols if c in result.rows[0]])
+    print(f"outputs in {args.output}: " + ", ".join(p.name for p in result.outputs))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer (the ratio must be an integer)")
+    return int(value)
+
+
+def _read_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", choices=["auto", "hwb", "bhw"], default="auto",
+                   help="axis order of .mat/.npy arrays: H x W x bands (hwb) or bands x H x W (bhw); default auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .data.simulation import SIMULATION_PRESETS
+
+    parser = argparse.ArgumentParser(prog="hsfuse", description="Hyperspectral + multispectral image fusion.")
+    parser.add_argument("--version", action="version", version=f"hsfuse {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="simulate, fuse with every method, evaluate, write outputs (synthetic scene)",
+                       description="The main job on the embedded synthetic scene: simulate an HSI/RGB pair, fuse "
+                       "with every classical method, print the metrics, write fused cubes and a figure.")
+    p.add_argument("-o", "--output", default="hsfuse-demo", help="output folder (default: ./hsfuse-demo)")
+    p.add_argument("--size", type=_positive_int, default=128, help="scene height and width (default 128)")
+    p.add_argument("--ratio", type=_positive_int, default=4, help="resolution ratio (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="scene seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="Wald's protocol: LR HSI + HR MSI from a reference HSI",
+                       description="Write OUTDIR/hsi.EXT, msi.EXT, reference.EXT (cropped to a multiple of the "
+                       "ratio) and physics.json (the exact PSF/SRF/ratio/offset/boundary used).")
+    p.add_argument("reference", help="reference HSI file (.mat, .hdr, .tif, .npy, .npz, CAVE folder)")
+    p.add_argument("--srf", required=True, help="sensor name ('hsfuse srf list'), response CSV, or (m x L) .npy")
+    p.add_argument("--bands", type=lambda s: [b for b in s.split(",") if b], help="sensor bands to keep, e.g. "
+                   "Blue,Green,Red,NIR (default: every band the HSI covers)")
+    p.add_argument("--ratio", type=_positive_int, required=True, help="integer resolution ratio")
+    p.add_argument("--preset", choices=sorted(SIMULATION_PRESETS), default="hsfuse", help="simulation preset")
+    p.add_argument("--psf", help="override the preset PSF: gaussian:fwhm=F[,size=K] | gaussian:sigma=S | FILE")
+    p.add_argument("--snr-hsi", type=float, help="HSI noise, SNR in dB (default: preset, none)")
+    p.add_argument("--snr-msi", type=float, help="MSI noise, SNR in dB (default: preset, none)")
+    p.add_argument("--seed", type=int, help="noise seed")
+    p.add_argument("--variable", help="variable name inside a .mat/.npz file")
+    _read_options(p)
+    p.add_argument("--format", choices=["npz", "mat", "tif", "hdr", "npy"], default="npz", help="output format")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    from .methods.registry import METHODS
+
+    p = sub.add_parser("fuse", help="fuse a LR HSI with a HR MSI",
+                       description="Fuse; the output keeps the HSI's wavelengths and the MSI's georeferencing. "
+                       "Methods: " + "; ".join(f"{n}: {s.description}" for n, s in METHODS.items()))
+    p.add_argument("--hsi", required=True, help="low-resolution hyperspectral image")
+    p.add_argument("--msi", required=True, help="high-resolution multispectral/RGB image")
+    p.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--physics", help="physics.json from 'hsfuse simulate' (known PSF, SRF, ratio)")
+    p.add_argument("--srf", help="MSI sensor: name, response CSV, or (m x L) .npy")
+    p.add_argument("--bands", type=lambda s: [b for b in s.split(",") if b], help="sensor bands present in the MSI")
+    p.add_argument("--srf-normalize", choices=["sum", "none"], default="sum", help="SRF rows sum to one (default)")
+    p.add_argument("--psf", help="gaussian:fwhm=F[,size=K] | gaussian:sigma=S[,size=K] | kernel FILE "
+                   "(default gaussian FWHM = ratio)")
+    p.add_argument("--ratio", type=_positive_int, help="check the ratio implied by the image sizes")
+    p.add_argument("--offset", type=int, help="decimation offset (default (ratio-1)//2)")
+    p.add_argument("--boundary", choices=["circular", "reflect"], default="circular")
+    p.add_argument("--hsi-variable")
+    p.add_argument("--msi-variable")
+    _read_options(p)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_fuse)
+
+    from .metrics.presets import PRESETS
+
+    p = sub.add_parser("evaluate", help="reference-based quality metrics",
+                       description="Metric presets (every convention fixed; see hsfuse.metrics.presets): "
+                       + "; ".join(f"{n}: {v.reproduces.split('.')[0]}" for n, v in PRESETS.items()))
+    p.add_argument("--reference", required=True)
+    p.add_argument("--estimate", required=True)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="hsfuse")
+    p.add_argument("--ratio", type=_positive_int, help="resolution ratio (needed for ERGAS)")
+    p.add_argument("--data-range", type=float, help="override the preset's data range (peak value)")
+    p.add_argument("--reference-variable")
+    p.add_argument("--estimate-variable")
+    _read_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON with lower-case metric names")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("info", help="describe an image file (shape, dtype, wavelengths, georeferencing)")
+    p.add_argument("file")
+    p.add_argument("--variable")
+    _read_options(p)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("srf", help="sensor spectral responses: list | show | resample")
+    srf_sub = p.add_subparsers(dest="srf_command", required=True, metavar="SRF_COMMAND")
+    q = srf_sub.add_parser("list", help="named sensors")
+    q.set_defaults(func=cmd_srf)
+    q = srf_sub.add_parser("show", help="band centres and ranges of a sensor")
+    q.add_argument("sensor")
+    q.set_defaults(func=cmd_srf)
+    q = srf_sub.add_parser("resample", help="SRF matrix of a sensor on an HSI's band centres, as CSV")
+    q.add_argument("sensor")
+    q.add_argument("--hsi", required=True, help="HSI file whose band wavelengths to use")
+    q.add_argument("--bands", type=lambda s: [b for b in s.split(",") if b])
+    q.add_argument("--normalize", choices=["sum", "none"], default="none")
+    q.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=cmd_srf)
+
+    p = sub.add_parser("bench", help="methods x scenes x ratios -> CSV/JSON/Markdown table",
+                       description="Simulate each case with one preset, fuse with each method, evaluate with one "
+                       "metric preset; record wall time and peak memory. Cases are SCENE:SENSOR[:BANDS] with scenes "
+                       "from the shared data folder ($HSFUSE_DATA) or 'synthetic'.")
+    p.add_argument("--case", action="append", help="SCENE:SENSOR[:BAND,...] (repeatable); default: pavia_u with "
+                   "IKONOS, indian_pines with Landsat-8, jasper_ridge with Sentinel-2A")
+    p.add_argument("--methods", nargs="+", help="methods (default: all classical)")
+    p.add_argument("--ratios", nargs="+", type=_positive_int, default=[4, 8])
+    p.add_argument("--simulation-preset", choices=sorted(SIMULATION_PRESETS), default="hsfuse")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="hsfuse", help="metric preset")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="bench-results", help="output folder")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hsfuse`` console command; returns the exit status."""
+    from .errors import HsfuseError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HsfuseError as exc:
+        print(f"hsfuse {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, MemoryError) as exc:
+        print(f"hsfuse {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"hsfuse {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep the message short unless asked for the traceback
+        if os.environ.get("HSFUSE_DEBUG"):
+            raise
+        print(f"hsfuse {args.command}: unexpected error ({type(exc).__name__}: {exc}). This is a bug in hsfuse; "
+              "rerun with HSFUSE_DEBUG=1 for the traceback and report it.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

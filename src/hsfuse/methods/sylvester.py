@@ -1,0 +1,339 @@
+"""FUSE / R-FUSE: closed-form subspace fusion by a Sylvester equation solved in the Fourier domain.
+
+Wei, Dobigeon, Tourneret, "Fast fusion of multi-band images based on solving a Sylvester equation",
+IEEE TIP 24(11), 2015; Wei, Dobigeon, Tourneret, Bioucas-Dias, Godsill, "R-FUSE: Robust fast fusion of
+multiband images based on solving a Sylvester equation", IEEE SPL 23(11), 2016 (the Woodbury form used here).
+
+Problem (``Z = E X``, ``E``: ``L x p`` orthonormal subspace basis, ``X``: ``p x HW`` coefficients)::
+
+    min_X  ||Y_h - E X B S||^2_{Lh^-1} + ||Y_m - R E X||^2_{Lm^-1} + lam ||X - Xbar||^2
+
+with ``Lh = diag(sigma_hsi^2)``, ``Lm = diag(sigma_msi^2)`` and ``Xbar = E^T U(Y_h)`` (``U``: cubic
+upsampling on the decimation grid). Its normal equations, with ``G = E^T Lh^-1 E``,
+``K = (RE)^T Lm^-1 RE + lam I`` and ``M = B S S^T B^T`` acting on each coefficient image, are
+
+    G X M + K X = C,     C = E^T Lh^-1 Y_h S^T B^T + (RE)^T Lm^-1 Y_m + lam Xbar.
+
+Diagonalise: with ``G = L L^T`` (Cholesky) and ``L^-1 K L^-T = V diag(mu) V^T`` (symmetric eigenproblem),
+``X = L^-T V Y`` turns it into ``p`` independent problems ``(M + mu_j I) y_j = c_j`` with
+``c = V^T L^-1 C``. For a circular blur ``M`` is diagonalised by the 2-D DFT up to the aliasing of the
+decimation, ``M^ = conj(D) (1/d) U U^T D`` (``D``: OTF, ``d = r^2``, ``U^T``: sum over the ``r x r`` alias
+blocks of the spectrum, ``U``: tile), and the Woodbury identity gives, per channel ``j``::
+
+    F  = FFT(c_j) / mu_j
+    t  = (1/d) sum_aliases(D . F)                    # on the h x w low-resolution frequency grid
+    u  = t / (mu_j + (1/d) sum_aliases |D|^2)
+    F' = F - tile(u) . conj(D)
+    y_j = IFFT(F')
+
+Decimation offset: keeping pixels ``o::r`` equals shifting by ``-o`` then keeping ``0::r``, so
+``S_o B = S_0 B_o`` with ``B_o`` the circular convolution by the PSF rolled by ``-o`` (OTF
+``D(k) exp(2 pi i o (k/H + l/W))``). Using that OTF everywhere makes every offset exact (no re-run per phase).
+The HSI term ``S_o^T`` needs no full-size FFT: the spectrum of a zero-filled upsampled image is the tiled
+spectrum of the small image; the prior mean ``U(Y_h)`` with circular borders is ``g * S_o^T Y_h`` for the
+cubic kernel ``g`` (see :mod:`hsfuse.methods.bicubic`), i.e. the same tiled small spectrum times ``FFT(g)``.
+
+Cost per image (``m`` MSI bands, ``p`` subspace channels): real FFTs of ``m`` channels forward and ``p``
+channels back, ``O(p N)`` pointwise work on half spectra, a ``p x m`` and an ``L x p`` per-pixel product,
+small FFTs on the ``h x w`` grid, and ``p x p`` factorisations.
+
+Limits (exact only under them): circular boundary, one PSF shared by all bands, ``H`` and ``W`` multiples of
+``r`` (all checked). Accuracy: the ``p - rank(RE)`` directions the MSI cannot see have ``mu_j = lam``, and
+the Woodbury subtraction then loses about ``eps / lam`` relative accuracy (``~1e-4`` in float32 at the
+default ``lam = 1e-3``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .._checks import check_finite, check_image_tensor
+from ..errors import InputError
+from ..physics import FusionObservation
+from ..types import FusionMeasurement
+from .bicubic import keys_kernel
+from .subspace import pca_subspace
+
+__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf"]
+
+SigmaLike = float | Sequence[float] | torch.Tensor
+
+
+def _sigma_weights(sigma: SigmaLike, count: int, name: str) -> torch.Tensor:
+    """``1 / sigma^2`` as a float64 ``(count,)`` vector from a scalar or per-band values."""
+    s = torch.as_tensor(sigma, dtype=torch.float64).detach().cpu().reshape(-1)
+    if s.numel() == 1:
+        s = s.expand(count)
+    if s.numel() != count:
+        raise InputError(f"{name} needs one value or one per band ({count}), got {s.numel()}")
+    if not torch.all(torch.isfinite(s) & (s > 0)):
+        raise InputError(f"{name} must be positive and finite (noise standard deviations), got {s.tolist()}")
+    return 1.0 / (s * s)
+
+
+def _cubic_spectrum_1d(n: int, ratio: int, offset: int, *, real: bool) -> torch.Tensor:
+    """DFT of the circular cubic-interpolation kernel ``keys(t / r)`` rolled by ``offset`` (length ``n``)."""
+    t = torch.arange(-(2 * ratio - 1), 2 * ratio)
+    g = torch.zeros(n, dtype=torch.float64).index_add_(0, t % n, keys_kernel(t.to(torch.float64) / ratio))
+    g = torch.roll(g, offset)
+    return torch.fft.rfft(g) if real else torch.fft.fft(g)
+
+
+def _check_finite_fast(x: torch.Tensor, name: str) -> None:
+    """:func:`check_finite` behind a one-pass test: NaN/inf always propagate into the sum."""
+    if not bool(torch.isfinite(x.sum())):
+        check_finite(x, name)  # raises, unless the sum merely overflowed
+
+
+def _real_matmul(mat: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+    """``(N, a, b) @ (N, b, H, Wc)`` complex, for a real matrix, done as one real GEMM on (re, im) pairs."""
+    n, b = spec.shape[:2]
+    out = torch.bmm(mat.contiguous(), torch.view_as_real(spec).reshape(n, b, -1))  # bmm: 3x faster than @ here
+    return torch.view_as_complex(out.reshape(n, mat.shape[1], *spec.shape[2:], 2))
+
+
+def shifted_otf(
+    psf: torch.Tensor,
+    shape: tuple[int, int],
+    *,
+    offset: int,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Half-spectrum OTF ``(H, W//2 + 1)`` of the blur followed by a shift that moves pixel ``offset`` to 0.
+
+    ``S_o B = S_0 B_o`` (keep ``o::r`` after blurring == keep ``0::r`` after blurring with the PSF rolled by
+    ``-o``), so ``irfft2(rfft2(x) * shifted_otf(psf, offset=o))[..., ::r, ::r]`` equals
+    ``decimate(blur(x, psf, boundary="circular"), ratio=r, offset=o)``. ``offset=0`` gives the half of
+    :func:`hsfuse.physics.psf_to_otf`.
+    """
+    H, W = shape
+    k = psf.shape[-1]
+    c = k // 2
+    pad = torch.zeros(H, W, dtype=dtype, device=device if device is not None else psf.device)
+    pad[:k, :k] = psf.to(dtype=dtype, device=pad.device)
+    return torch.fft.rfft2(torch.roll(pad, shifts=(-c - offset, -c - offset), dims=(0, 1)))
+
+
+def _fold_columns(x: torch.Tensor, *, r: int, w: int, W: int, conj: bool) -> torch.Tensor:
+    """Sum a row-folded half spectrum ``(..., h, W//2+1)`` over the ``r`` column aliases -> ``(..., h, w)``.
+
+    Columns ``l >= W//2 + 1`` of the full spectrum of a real-signal product are ``conj`` of row ``-kappa``,
+    column ``W - l`` (Hermitian symmetry); ``conj=False`` for real, symmetric inputs such as ``|D|^2``.
+    """
+    wc = x.shape[-1]
+    if W > wc:
+        h = x.shape[-2]
+        rows = (-torch.arange(h, device=x.device)) % h
+        mirror = x[..., rows, :][..., W - torch.arange(wc, W, device=x.device)]
+        x = torch.cat([x, mirror.conj() if conj else mirror], dim=-1)
+    return x.unflatten(-1, (r, w)).sum(dim=-2)
+
+
+def sylvester_solve(
+    y_hsi: torch.Tensor,
+    y_msi: torch.Tensor,
+    *,
+    basis: torch.Tensor,
+    srf: torch.Tensor,
+    psf: torch.Tensor,
+    ratio: int,
+    offset: int,
+    lam: float,
+    sigma_hsi: SigmaLike = 1.0,
+    sigma_msi: SigmaLike = 1.0,
+    prior_mean: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Solve the FUSE normal equations exactly (circular model) for a batch; returns ``Z = E X`` ``(N, L, H, W)``.
+
+    The low-level solver behind :func:`fuse_fuse`, for reuse as the data step of other methods (e.g. an
+    ADMM whose prior mean is a full-resolution image). See the module docstring for the equations.
+
+    Args:
+        y_hsi: ``(N, L, h, w)`` low-resolution HSI. y_msi: ``(N, m, r h, r w)`` MSI (same dtype/device).
+        basis: ``(L, p)`` or ``(N, L, p)`` orthonormal subspace basis ``E``.
+        srf: ``(m, L)`` spectral response ``R``. psf: ``(k, k)`` blur kernel (centre ``k // 2``, circular).
+        ratio, offset: decimation ``r`` and its offset ``o`` (rows/columns ``o::r`` are kept).
+        lam: prior weight (``> 0``). sigma_hsi, sigma_msi: noise standard deviations (scalar or per band).
+        prior_mean: ``(N, p, H, W)`` prior mean ``Xbar`` in subspace coordinates; ``None`` uses the
+            circular cubic upsampling of ``E^T Y_h`` (cheap: no extra full-size FFT).
+
+    Computation runs in float64 for float64 inputs, else float32 (complex64 spectra); ``p x p`` algebra in
+    float64. Inputs are not re-validated here (the public methods do that).
+    """
+    n_img, bands, h, w = y_hsi.shape
+    m, H, W = y_msi.shape[1:]
+    r, o = int(ratio), int(offset)
+    d = r * r
+    wc = W // 2 + 1
+    device = y_hsi.device
+    rdt = torch.float64 if y_hsi.dtype == torch.float64 else torch.float32
+    cdt = torch.complex128 if rdt == torch.float64 else torch.complex64
+    f64: dict = dict(dtype=torch.float64, device=device)
+
+    # --- p x p algebra (float64) -------------------------------------------------------------------------
+    E = basis.to(**f64)
+    if E.ndim == 2:
+        E = E[None]
+    E = E.expand(n_img, *E.shape[1:])
+    p = E.shape[-1]
+    R = srf.to(**f64)
+    wh = _sigma_weights(sigma_hsi, bands, "sigma_hsi").to(device)
+    wm = _sigma_weights(sigma_msi, m, "sigma_msi").to(device)
+    RE = R @ E  # (N, m, p)
+    G = E.transpose(1, 2) @ (wh[:, None] * E)
+    K = RE.transpose(1, 2) @ (wm[:, None] * RE) + lam * torch.eye(p, **f64)
+    chol = torch.linalg.cholesky(G)
+    chol_inv = torch.linalg.solve_triangular(chol, torch.eye(p, **f64).expand_as(G), upper=False)
+    Kt = chol_inv @ K @ chol_inv.transpose(1, 2)
+    mu, V = torch.linalg.eigh(0.5 * (Kt + Kt.transpose(1, 2)))  # mu > 0 because K is SPD
+    w_in = V.transpose(1, 2) @ chol_inv  # c = w_in C
+    w_out = E @ chol_inv.transpose(1, 2) @ V  # Z = w_out y
+    scale = 1.0 / mu[..., None]  # F = FFT(c) / mu, folded into the projections
+    proj_h = scale * (w_in @ (E.transpose(1, 2) * wh))  # (N, p, L) for the HSI branch
+    proj_m = scale * (w_in @ (RE.transpose(1, 2) * wm))  # (N, p, m) for the MSI branch
+
+    # --- Fourier-domain operators: OTF of the PSF rolled by -(centre + offset), as a half spectrum ---------
+    otf = shifted_otf(psf, (H, W), offset=o, dtype=rdt, device=device).reshape(r, h, wc)  # D_o
+    otf_conj = otf.conj()
+    power = otf.real**2 + otf.imag**2
+    alias_power = _fold_columns(power.sum(dim=0), r=r, w=w, W=W, conj=False) / d  # (1/d) sum |D|^2, (h, w)
+    cols = torch.arange(wc, device=device) % w  # half-spectrum column l -> alias class l mod w
+
+    # --- right-hand side, already divided by mu: F = rfft2(c_j) / mu_j ---------------------------------
+    F = _real_matmul(proj_m.to(rdt), torch.fft.rfft2(y_msi.to(rdt)))  # (N, p, H, wc)
+    Fv = F.view(n_img, p, r, h, wc)  # row k = a*h + kappa: the r row-aliases of LR frequency kappa
+    hsi_flat = y_hsi.to(rdt).reshape(n_img, bands, h * w)
+    if prior_mean is None:
+        # S_o^T has the tiled LR spectrum; the circular cubic prior mean is that times FFT(g_o)
+        cubic = _cubic_spectrum_1d(H, r, o, real=False)[:, None] * _cubic_spectrum_1d(W, r, o, real=True)[None]
+        cubic = cubic.to(device=device, dtype=cdt).reshape(r, h, wc)
+        proj_p = lam * scale * (w_in @ E.transpose(1, 2))  # (N, p, L) for the prior mean
+        if torch.all(wh == wh[0]):  # proj_h = (wh / lam) proj_p: one pass with a combined filter
+            lr = torch.fft.fft2((proj_p.to(rdt) @ hsi_flat).reshape(n_img, p, h, w))[..., cols]
+            Fv.addcmul_(lr[:, :, None], otf_conj * float(wh[0] / lam) + cubic)
+        else:
+            lr = torch.fft.fft2((torch.cat([proj_h, proj_p], 1).to(rdt) @ hsi_flat).reshape(n_img, 2 * p, h, w))
+            lr = lr[..., cols]
+            Fv.addcmul_(lr[:, :p, None], otf_conj)
+            Fv.addcmul_(lr[:, p:, None], cubic)
+    else:
+        lr = torch.fft.fft2((proj_h.to(rdt) @ hsi_flat).reshape(n_img, p, h, w))[..., cols]
+        Fv.addcmul_(lr[:, :, None], otf_conj)
+        F += _real_matmul((lam * scale * w_in).to(rdt), torch.fft.rfft2(prior_mean.to(rdt)))
+
+    # --- Woodbury step: t = (1/d) sum_aliases(D F), u = t / (mu + alias_power), F -= tile(u) conj(D) ------
+    folded = Fv[:, :, 0] * otf[0]
+    for a in range(1, r):
+        folded.addcmul_(Fv[:, :, a], otf[a])
+    t = _fold_columns(folded, r=r, w=w, W=W, conj=True)
+    u = t.div_(mu.to(rdt)[..., None, None] + alias_power)  # divided by d below, with the subtraction
+    Fv.addcmul_(u[..., cols][:, :, None], otf_conj, value=-1.0 / d)
+
+    x = torch.fft.irfft2(F, s=(H, W))  # (N, p, H, W)
+    del F, Fv, folded  # free the spectra before the (larger) output is allocated
+    return torch.bmm(w_out.to(rdt).contiguous(), x.reshape(n_img, p, H * W)).reshape(n_img, bands, H, W)
+
+
+def fuse_fuse(
+    y: FusionMeasurement,
+    physics: FusionObservation,
+    *,
+    subspace_dim: int = 10,
+    subspace: torch.Tensor | None = None,
+    lam: float = 1e-3,
+    sigma_hsi: SigmaLike = 1.0,
+    sigma_msi: SigmaLike = 1.0,
+) -> torch.Tensor:
+    """FUSE (Wei et al. 2015) with a Gaussian prior around the cubic-upsampled HSI, solved in closed form.
+
+    ``Z = E X``, ``X = argmin ||Y_h - E X B S||^2 / sigma_hsi^2 + ||Y_m - R E X||^2 / sigma_msi^2
+    + lam ||X - E^T U(Y_h)||^2`` with the PSF ``B``, decimation ``S`` (ratio, offset) and SRF ``R`` of
+    ``physics``, solved exactly by the Fourier/Woodbury algorithm of R-FUSE (module docstring).
+    ``E`` (``L x p``) spans the top principal directions of the uncentred LR HSI pixels, as FUSE's
+    ``idHSsub`` (p = ``subspace_dim``; FUSE uses 15), unless ``subspace`` gives it.
+
+    Args:
+        y: HSI ``(N, L, h, w)`` and MSI ``(N, m, r h, r w)``.
+        physics: circular-boundary observation with one ``(k, k)`` PSF shared by all bands.
+        subspace_dim: ``p`` (clipped to ``L``), ignored when ``subspace`` is given.
+        subspace: optional ``(L, p)`` or ``(N, L, p)`` basis; its span is used (orthonormalised by QR).
+        lam: prior weight (``> 0``), relative to the unit-noise data terms; scale-free (all terms are
+            quadratic in the data). FUSE's code uses ``1e-3``-scale prior precision.
+        sigma_hsi, sigma_msi: noise standard deviations per branch (scalar or per band); only their ratio
+            to each other and to ``lam`` matters.
+
+    Returns:
+        ``(N, L, r h, r w)`` on the input's device, in the input's dtype (float64 inputs are solved in
+        float64, others in float32).
+
+    Example:
+        >>> from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
+        >>> obs = FusionObservation(SpatialDegradation(ratio=4, psf=gaussian_psf(5, sigma=1.5)),
+        ...                         SpectralResponse(torch.rand(3, 12), normalize="sum"))
+        >>> z = fuse_fuse(obs.A(torch.rand(1, 12, 16, 20)), obs, subspace_dim=4)
+        >>> tuple(z.shape)
+        (1, 12, 16, 20)
+    """
+    physics.check_measurement(y)
+    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
+    msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device, dtype=hsi.dtype)
+    _check_finite_fast(hsi, "low-resolution HSI")
+    _check_finite_fast(msi, "multispectral image")
+    spatial = physics.spatial
+    if spatial.boundary != "circular":
+        raise InputError(
+            f"FUSE's closed form assumes circular boundary conditions (the FFT diagonalises the blur), but the "
+            f"physics uses boundary={spatial.boundary!r}; build the physics with boundary='circular' (pad or "
+            "crop the images to reduce edge effects) or use a method without this assumption, e.g. 'gsa'"
+        )
+    psf = spatial.psf
+    if psf.ndim == 3:
+        if not torch.allclose(psf, psf[:1].expand_as(psf)):
+            raise InputError(
+                "FUSE's closed form assumes one PSF shared by all bands, but the physics has a different PSF per "
+                "band; use a shared (k, k) PSF (e.g. the band average) or another method"
+            )
+        psf = psf[0]
+    n_img, bands, h, w = hsi.shape
+    H, W = msi.shape[-2:]
+    if psf.shape[-1] > min(H, W):
+        raise InputError(f"the {psf.shape[-1]}x{psf.shape[-1]} PSF is larger than the {H}x{W} image")
+    if min(h, w) < 2:
+        raise InputError(f"FUSE needs a low-resolution HSI of at least 2x2 pixels, got {h}x{w}")
+    lam_f = float(lam)
+    if not (math.isfinite(lam_f) and lam_f > 0):
+        raise InputError(f"lam must be a positive finite prior weight (e.g. 1e-3), got {lam!r}")
+    if subspace is None:
+        if isinstance(subspace_dim, bool) or not isinstance(subspace_dim, int) or subspace_dim < 1:
+            raise InputError(f"subspace_dim must be a positive integer, got {subspace_dim!r}")
+        basis = pca_subspace(hsi.to(torch.float64), dim=min(subspace_dim, bands, h * w))
+    else:
+        basis = torch.as_tensor(subspace).to(device=hsi.device, dtype=torch.float64)
+        if basis.ndim not in (2, 3) or basis.shape[-2] != bands or basis.shape[-1] > bands:
+            raise InputError(
+                f"subspace must be (L, p) or (N, L, p) with L = {bands} HSI bands and p <= L, got {tuple(basis.shape)}"
+            )
+        if basis.ndim == 3 and basis.shape[0] not in (1, n_img):
+            raise InputError(f"subspace has {basis.shape[0]} bases for a batch of {n_img} images")
+        check_finite(basis, "subspace")
+        basis, tri = torch.linalg.qr(basis)
+        diag = torch.diagonal(tri, dim1=-2, dim2=-1).abs()
+        if torch.any(diag <= 1e-10 * diag.amax(dim=-1, keepdim=True).clamp_min(1e-300)):
+            raise InputError("subspace basis columns are linearly dependent; give p independent spectra")
+    z = sylvester_solve(
+        hsi,
+        msi,
+        basis=basis,
+        srf=physics.spectral.matrix.detach(),
+        psf=psf.detach(),
+        ratio=physics.ratio,
+        offset=spatial.offset,
+        lam=lam_f,
+        sigma_hsi=sigma_hsi,
+        sigma_msi=sigma_msi,
+    )
+    return z.to(hsi.dtype)
