@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "metric preset; record wall time and peak memory. Cases are SCENE:SENSOR[:BANDS] with scenes "
                        "from the shared data folder ($HSFUSE_DATA) or 'synthetic'.")
     p.add_argument("--case", action="append", help="SCENE:SENSOR[:BAND,...] (repeatable); default: pavia_u with "
-                   "IKONOS, indian_pines with Landsat-8, jasper_ridge with Sentinel-2A")
+                   "IKONOS B,G,R,NIR; indian_pines with Landsat-8 OLI B1-B7; jasper_ridge with Sentinel-2A 10/20 m bands")
     p.add_argument("--methods", nargs="+", help="methods (default: all classical)")
     p.add_argument("--ratios", nargs="+", type=_positive_int, default=[4, 8])
     p.add_argument("--simulation-preset", choices=sorted(SIMULATION_PRESETS), default="hsfuse")

@@ -57,8 +57,10 @@ class BenchCase:
 
 DEFAULT_CASES: tuple[BenchCase, ...] = (
     BenchCase("pavia_u", "srf/ikonos_5nm.csv", ("Blue", "Green", "Red", "NIR")),
-    BenchCase("indian_pines", "landsat8"),
-    BenchCase("jasper_ridge", "sentinel2a"),
+    # Landsat-8 OLI multispectral bands (no panchromatic B8, no cirrus B9)
+    BenchCase("indian_pines", "landsat8", ("B1", "B2", "B3", "B4", "B5", "B6", "B7")),
+    # Sentinel-2A 10 m and 20 m bands (no 60 m atmospheric bands B1, B9, B10)
+    BenchCase("jasper_ridge", "sentinel2a", ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")),
 )
 
 
