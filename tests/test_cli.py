@@ -248,3 +248,28 @@ def test_unwritable_output_folder(tmp_path, capsys):
         code, _, err = _fuse(capsys, h, m, locked / "o.npz")
         assert code == 2
         assert not list(locked.iterdir())
+
+
+def test_evaluate_refuses_data_outside_the_preset_range(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    raw = Cube((rng.random((40, 40, 5)) * 4000).astype(np.uint16))
+    write_cube(raw, tmp_path / "r.npz")
+    write_cube(raw, tmp_path / "e.npz")
+    code, _, err = run(capsys, "evaluate", "--reference", str(tmp_path / "r.npz"), "--estimate",
+                       str(tmp_path / "e.npz"), "--ratio", "4")
+    assert code == 2 and "--data-range" in err
+    noisy = Cube(raw.data + rng.integers(0, 3, raw.data.shape).astype(np.uint16))
+    write_cube(noisy, tmp_path / "e.npz", overwrite=True)
+    code, text, err = run(capsys, "evaluate", "--reference", str(tmp_path / "r.npz"), "--estimate",
+                          str(tmp_path / "e.npz"), "--ratio", "4", "--data-range", "4000", "--json")
+    assert code == 0, err
+    mse = np.mean((raw.data.astype(np.float64) - noisy.data) ** 2, axis=(0, 1))  # hand per-band PSNR, peak 4000
+    assert json.loads(text)["psnr"] == pytest.approx(np.mean(10 * np.log10(4000.0**2 / mse)), rel=1e-9)
+
+
+def test_corrupt_srf_matrix_file(tmp_path, capsys):
+    h, m = _pair(tmp_path)
+    (tmp_path / "srf.npy").write_bytes(b"not a numpy file")
+    code, _, err = run(capsys, "fuse", "--hsi", str(h), "--msi", str(m), "--method", "fuse", "--srf",
+                       str(tmp_path / "srf.npy"), "-o", str(tmp_path / "o.npz"))
+    assert code == 2 and "srf.npy" in err and "unexpected" not in err

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from hsfuse.errors import InputError
 from hsfuse.physics import (
     FusionObservation,
     LearnableSpatialDegradation,
@@ -64,19 +63,18 @@ SIZES = {"spatial-no-blur-r5": (25, 20)}
 
 @dataclass
 class Space:
-    """Random elements of an operator's input and output spaces, and their inner products."""
+    """An operator with random elements of its input and output spaces."""
 
     op: torch.nn.Module
-
-    def x(self, dtype=torch.float64, seed=0) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(2, L, *self.hw, generator=g, dtype=dtype)
+    name: str
 
     @property
     def hw(self) -> tuple[int, int]:
         return SIZES.get(self.name, (H, W))
 
-    name: str = ""
+    def x(self, dtype=torch.float64, seed=0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(2, L, *self.hw, generator=g, dtype=dtype)
 
     def y(self, dtype=torch.float64, seed=1):
         g = torch.Generator().manual_seed(seed)

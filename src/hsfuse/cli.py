@@ -87,11 +87,14 @@ def _srf_for(spec: str, cube, *, bands: list[str] | None):
     """SRF matrix (m, L) for ``cube`` from a sensor name, a response CSV, or an ``.npy`` (m, L) matrix."""
     import numpy as np
 
-    from .errors import InputError
+    from .errors import FileFormatError, InputError
     from .physics.srf_library import srf_matrix
 
     if spec.endswith(".npy"):
-        matrix = np.load(spec)
+        try:
+            matrix = np.load(spec)
+        except (ValueError, OSError) as exc:
+            raise FileFormatError(f"cannot read the SRF matrix from {spec}: {exc}") from None
         if matrix.ndim != 2 or cube.bands not in matrix.shape:
             raise InputError(f"the SRF matrix in {spec} has shape {matrix.shape}; it needs (m, {cube.bands})")
         matrix = matrix if matrix.shape[1] == cube.bands else matrix.T
@@ -130,9 +133,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .data.simulation import simulate
-    from .errors import OutputExistsError
     from .io import write_cube
-    from .io.atomic import atomic_output
+    from .io.atomic import atomic_output, check_output_path
     from .physics.serialize import observation_to_dict
 
     say = _progress_printer(args.quiet)
@@ -140,10 +142,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     ext = args.format
     targets = {name: out / f"{name}.{ext}" for name in ("hsi", "msi", "reference")}
     physics_path = out / "physics.json"
-    if not args.overwrite:
-        existing = [p for p in [*targets.values(), physics_path] if p.exists()]
-        if existing:
-            raise OutputExistsError(f"{existing[0]} exists; pass --overwrite or choose another -o folder")
+    if out.is_dir():  # refuse existing outputs before any work (a missing folder is created below)
+        for p in [*targets.values(), physics_path]:
+            check_output_path(p, overwrite=args.overwrite)
     reference = _read(args.reference, variable=args.variable, layout=args.layout)
     say(f"reference {reference.shape[0]}x{reference.shape[1]}x{reference.bands}")
     matrix, names = _srf_for(args.srf, reference, bands=args.bands)
@@ -166,16 +167,16 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     import torch
 
     from ._checks import check_finite
-    from .errors import InputError, OutputExistsError
+    from .errors import InputError
     from .io import write_cube
+    from .io.atomic import check_output_path
     from .methods.registry import get_method
     from .physics import FusionObservation, SpatialDegradation, SpectralResponse
     from .physics.serialize import load_observation
     from .types import Cube, FusionMeasurement, infer_ratio
 
     say = _progress_printer(args.quiet)
-    if Path(args.output).exists() and not args.overwrite:
-        raise OutputExistsError(f"{args.output} exists; pass --overwrite or choose another output")
+    check_output_path(args.output, overwrite=args.overwrite)  # before any work: exists, folder missing, ...
     spec = get_method(args.method)
     hsi = _read(args.hsi, variable=args.hsi_variable, layout=args.layout)
     msi = _read(args.msi, variable=args.msi_variable, layout=args.layout)
@@ -223,15 +224,24 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from .errors import InputError
-    from .metrics.presets import evaluate
+    from .metrics.presets import evaluate, get_preset
 
     ref = _read(args.reference, variable=args.reference_variable, layout=args.layout)
     est = _read(args.estimate, variable=args.estimate_variable, layout=args.layout)
     if ref.shape != est.shape:
         raise InputError(f"reference {ref.shape} and estimate {est.shape} differ in shape (H x W x bands)")
+    preset = get_preset(args.preset)
+    # The data scale the preset assumes: [0, 1] before im2uint8 quantisation, else its fixed PSNR peak.
+    scale = 1.0 if preset.quantize == "uint8" else preset.psnr_data_range
+    peak = float(np.nanmax(ref.data))
+    if args.data_range is None and isinstance(scale, float) and peak > 1.01 * scale:
+        raise InputError(f"the reference reaches {peak:g}, above the data range {scale:g} that preset "
+                         f"{preset.name!r} assumes; pass --data-range {peak:g} (or the sensor's full scale), or "
+                         "normalise the cubes first")
     scores = evaluate(ref.to_tensor(dtype=torch.float64), est.to_tensor(dtype=torch.float64), preset=args.preset,
                       ratio=args.ratio, data_range=args.data_range)
     scores = {k.lower(): float(v) for k, v in scores.items()}
@@ -255,21 +265,15 @@ def cmd_srf(args: argparse.Namespace) -> int:
         return 0
     sensor = get_sensor(args.sensor)
     if args.srf_command == "show":
-        w = sensor.wavelengths_nm
-        rows = []
-        for i, name in enumerate(sensor.band_names):
-            curve = sensor.responses[:, i]
-            support = w[curve > 0.01 * curve.max()] if curve.max() > 0 else w[:0]
-            centre = float(np.sum(w * curve) / np.sum(curve)) if curve.sum() > 0 else float("nan")
-            rows.append({"band": name, "centre_nm": centre,
-                         "from_nm": float(support.min()) if support.size else float("nan"),
-                         "to_nm": float(support.max()) if support.size else float("nan")})
-        _print_table(rows, title=f"{sensor.name}: {sensor.source}")
+        rows = [{"band": name, "centre_nm": float(c), "from_nm": float(lo), "to_nm": float(hi)}
+                for name, c, (lo, hi) in zip(sensor.band_names, sensor.centers_nm, sensor.spans_nm)]
+        _print_table(rows, title=f"{sensor.name}: {sensor.source} (range: response >= 1% of peak)")
         return 0
     # resample
-    from .errors import OutputExistsError
-    from .io.atomic import atomic_output
+    from .io.atomic import atomic_output, check_output_path
 
+    if args.output:
+        check_output_path(args.output, overwrite=args.overwrite)
     cube = _read(args.hsi)
     matrix, names = _srf_for(args.sensor, cube, bands=args.bands)
     if args.normalize == "sum":
@@ -277,8 +281,6 @@ def cmd_srf(args: argparse.Namespace) -> int:
     header = "wavelength_nm," + ",".join(names)
     body = np.column_stack([cube.wavelengths, matrix.T])
     if args.output:
-        if Path(args.output).exists() and not args.overwrite:
-            raise OutputExistsError(f"{args.output} exists; pass --overwrite")
         with atomic_output(Path(args.output), overwrite=args.overwrite) as tmp:
             np.savetxt(tmp, body, delimiter=",", header=header, comments="", fmt="%.8g")
         print(f"wrote {args.output} ({matrix.shape[0]} bands x {matrix.shape[1]} HSI bands)")

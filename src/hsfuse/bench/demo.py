@@ -16,7 +16,7 @@ import torch
 from ..data.simulation import simulate
 from ..data.synthetic import synthetic_scene
 from ..io import write_cube
-from ..io.atomic import atomic_output
+from ..io.atomic import atomic_output, check_output_path
 from ..methods.registry import METHODS
 from ..metrics.presets import evaluate
 from ..physics.srf_library import srf_matrix
@@ -53,14 +53,9 @@ def run_demo(
     names = list(methods) if methods else [n for n, spec in METHODS.items() if not spec.needs_training]
     planned = [outdir / f"{n}.npz" for n in ("reference", "hsi", "msi")] + [outdir / f"fused_{m}.npz" for m in names]
     planned += [outdir / "metrics.json", outdir / "demo.png"]
-    if not overwrite:
-        from ..errors import OutputExistsError
-
-        existing = [str(p) for p in planned if p.exists()]
-        if existing:
-            raise OutputExistsError(f"{existing[0]} exists (and {len(existing) - 1} more outputs); "
-                                    "pass --overwrite or choose another --output folder")
     outdir.mkdir(parents=True, exist_ok=True)
+    for path in planned:  # refuse before any work, not after the first file is written
+        check_output_path(path, overwrite=overwrite)
 
     say(f"generating a {size}x{size} synthetic scene (seed {seed})")
     reference = synthetic_scene(height=size, width=size, seed=seed)

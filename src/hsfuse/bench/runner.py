@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data.paths import data_root
@@ -187,12 +186,3 @@ def write_results(rows: Sequence[dict[str, Any]], outdir: str | Path, *, machine
     with atomic_output(paths[2], overwrite=overwrite) as tmp:
         Path(tmp).write_text("\n".join(text))
     return paths
-
-
-def summarize(rows: Sequence[dict[str, Any]], key: str = "psnr") -> dict[str, float]:
-    """Mean of ``key`` per method (for quick comparisons)."""
-    out: dict[str, list[float]] = {}
-    for row in rows:
-        out.setdefault(row["method"], []).append(float(row[key]))
-    return {m: float(np.mean(v)) for m, v in out.items()}
-
