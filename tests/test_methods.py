@@ -18,6 +18,8 @@ import torch
 from hsfuse.data.paths import data_root
 from hsfuse.errors import InputError
 from hsfuse.methods import METHODS, MethodSpec, fuse, fuse_bicubic, fuse_gsa, get_method, upsample_cubic
+
+CLASSICAL = sorted(n for n, s in METHODS.items() if not s.needs_training)  # networks: tests/test_models_contract.py
 from hsfuse.methods.gsa import band_groups, degrade_msi
 from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
 from hsfuse.types import FusionMeasurement
@@ -128,10 +130,12 @@ def test_registry_entries_and_lookup():
     assert {"bicubic", "gsa", "fuse"} <= set(METHODS)
     for name, spec in METHODS.items():
         assert isinstance(spec, MethodSpec) and spec.name == name and callable(spec.function)
-        assert spec.reference and spec.description and not spec.needs_training
+        assert spec.reference and spec.description
+    assert not any(METHODS[n].needs_training for n in ("bicubic", "gsa", "fuse"))
+    assert all(METHODS[n].needs_training for n in ("two_branch", "dbin", "edbin", "dhifnet"))
     assert get_method("fuse").needs_psf and get_method("fuse").needs_srf
     assert not get_method("gsa").needs_srf and not get_method("bicubic").needs_psf
-    with pytest.raises(InputError, match="bicubic, fuse, gsa"):
+    with pytest.raises(InputError, match="bicubic, dbin, dhifnet, edbin, fuse, gsa, two_branch"):
         get_method("nope")
 
 
@@ -143,7 +147,7 @@ def test_registry_fuse_forwards_options_and_rejects_unknown_ones():
         fuse("fuse", y, obs, **{"lambda": 1.0})
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", CLASSICAL)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_every_method_contract_shape_dtype_device_finite(name, dtype):
     obs = small_obs(r=3, L=7, m=2, boundary="circular")
@@ -154,7 +158,7 @@ def test_every_method_contract_shape_dtype_device_finite(name, dtype):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", CLASSICAL)
 def test_every_method_rejects_inconsistent_inputs(name):
     obs = small_obs(r=3, L=7, m=2, boundary="circular")
     y = obs.A(torch.rand(1, 7, 15, 9, dtype=torch.float64))

@@ -178,6 +178,18 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     say = _progress_printer(args.quiet)
     check_output_path(args.output, overwrite=args.overwrite)  # before any work: exists, folder missing, ...
     spec = get_method(args.method)
+    options: dict[str, Any] = {}
+    if spec.needs_training:
+        if not args.weights:
+            raise InputError(f"{spec.name} is a trained network: pass --weights CHECKPOINT (a run folder from "
+                             "'hsfuse train', one of its checkpoint folders, or a model.safetensors)")
+        from .models.checkpoint import read_card
+
+        read_card(args.weights)  # a missing or corrupt checkpoint is reported before reading the images
+        options = {"weights": args.weights, "tile": "auto" if args.tile is None else args.tile,
+                   "overlap": args.overlap, "memory_gb": args.memory_gb, "device": args.device}
+    elif args.weights:
+        raise InputError(f"--weights is for trained networks; {spec.name} needs none")
     hsi = _read(args.hsi, variable=args.hsi_variable, layout=args.layout)
     msi = _read(args.msi, variable=args.msi_variable, layout=args.layout)
     for label, cube in (("HSI", hsi), ("MSI", msi)):
@@ -214,12 +226,105 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     physics = physics.to(device=device, dtype=torch.float32)
     say(f"fusing {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands} with {msi.shape[0]}x{msi.shape[1]}x{msi.bands} "
         f"(ratio {ratio}) using {spec.name}")
-    with torch.no_grad():
-        est = spec.function(y, physics)
+    with torch.no_grad(), _tile_progress(quiet=args.quiet or not spec.needs_training) as progress:
+        if spec.needs_training:
+            options["progress"] = progress
+        est = spec.function(y, physics, **options)
     fused = Cube.from_tensor(est.cpu(), like=hsi, geo=msi.geo, nodata=None,
                              attrs={"method": spec.name, "hsi": str(args.hsi), "msi": str(args.msi)})
     path = write_cube(fused, args.output, overwrite=args.overwrite)
     say(f"wrote {path}")
+    return 0
+
+
+class _tile_progress:
+    """A rich progress bar fed by a ``callback(done, total)`` (tiles of a tiled inference)."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        return None if self.quiet else self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=_console(stderr=True), transient=True)
+            self.task = self.bar.add_task("tiles", total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from .data.patches import DegradationFamily, PatchSampler, load_training_scenes, split_rows, validation_pairs
+    from .data.simulation import SIMULATION_PRESETS
+    from .errors import InputError
+    from .models.registry import get_model_spec
+    from .training import distributed
+    from .training.loop import TrainOptions, train
+
+    say = _progress_printer(args.quiet)
+    spec = get_model_spec(args.method)
+    config: Any = args.config
+    if config.endswith(".json"):
+        try:
+            config = json.loads(Path(config).read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read --config {args.config}: {exc}") from None
+    scenes = load_training_scenes(args.data, variable=args.variable)
+    held: list = []
+    if args.val:
+        held = load_training_scenes(args.val, variable=args.variable)
+    elif args.val_fraction:
+        pairs = [split_rows(c, holdout_fraction=args.val_fraction, multiple=args.ratio) for c in scenes]
+        scenes, held = [p[0] for p in pairs], [p[1] for p in pairs]
+    first = scenes[0]
+    matrix, names = _srf_for(args.srf, first, bands=args.bands)
+    family_srfs = [torch.as_tensor(matrix, dtype=torch.float64)]
+    for extra in args.srf_family or []:
+        m, _ = _srf_for(extra, first, bands=args.bands)
+        family_srfs.append(torch.as_tensor(m, dtype=torch.float64))
+    preset = dataclasses.replace(
+        SIMULATION_PRESETS[args.preset],
+        **{k: v for k, v in {"snr_hsi_db": args.snr_hsi, "snr_msi_db": args.snr_msi}.items() if v is not None})
+    family = DegradationFamily(ratio=args.ratio, srfs=tuple(family_srfs), preset=preset,
+                               psf_fwhm_range=tuple(args.psf_fwhm_range) if args.psf_fwhm_range else None)
+    r = args.ratio
+    smallest = min(min(c.shape[:2]) for c in scenes)
+    patch = args.patch_size or min(max(r, round(spec.recipe.patch_size / r) * r), (smallest // r) * r)
+    sampler = PatchSampler(scenes, family, patch_size=patch, augment=not args.no_augment, seed=args.seed)
+    options = TrainOptions(method=args.method, config=config, steps=args.steps, batch_size=args.batch_size,
+                           patch_size=patch, lr=args.lr, seed=args.seed, val_every=args.val_every,
+                           ckpt_every=args.ckpt_every, amp=args.amp, device=args.device)
+    data = {"wavelengths_nm": None if first.wavelengths is None else [float(v) for v in first.wavelengths],
+            "msi_band_names": names,
+            "description": {"train": [str(s) for s in args.data], "val": [str(s) for s in (args.val or [])],
+                            "val_fraction": args.val_fraction, "srf": args.srf, "bands": args.bands,
+                            "preset": args.preset}}
+    say(f"training {args.method} ({options.config if isinstance(options.config, str) else 'custom'} config) on "
+        f"{len(scenes)} scene(s), {first.bands} bands, {family.msi_bands} MSI bands, ratio {r}, patches {patch}px, "
+        f"{args.steps} steps -> {args.output}")
+    try:
+        result = train(options, sampler, run_dir=args.output,
+                       validation=validation_pairs(held, family) if held else (), data=data, resume=args.resume,
+                       progress=not args.quiet)
+    finally:
+        distributed.cleanup()
+    if result.best_metrics:
+        say("best validation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.best_metrics.items()))
+    say(f"done: {result.steps_done} steps in {result.seconds:.1f} s; weights: {result.best or result.last}")
     return 0
 
 
@@ -407,10 +512,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--msi-variable")
     _read_options(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--weights", help="trained networks: run folder from 'hsfuse train' (its best checkpoint), a "
+                   "checkpoint folder, or its model.safetensors")
+    p.add_argument("--tile", type=_positive_int, help="trained networks: tile side in LR pixels (default: "
+                   "chosen to fit --memory-gb)")
+    p.add_argument("--overlap", type=int, default=4, help="trained networks: tile overlap in LR pixels (default 4)")
+    p.add_argument("--memory-gb", type=float, default=4.0, help="trained networks: memory budget for automatic "
+                   "tiling (default 4)")
     p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_fuse)
+
+    from .models.registry import MODELS
+
+    p = sub.add_parser("train", help="train a supervised fusion network on reference HSIs (Wald simulation)",
+                       description="Random patches of the reference HSIs are degraded on the fly with a "
+                       "simulation preset (optionally with random PSF widths and SRFs of a family), the network "
+                       "is trained with its paper's loss and optimiser, validated on held-out data, and "
+                       "checkpointed to RUNDIR (resumable with --resume; multi-GPU/multi-node with torchrun). "
+                       "Networks: " + "; ".join(f"{n}: {s.description}" for n, s in MODELS.items()))
+    p.add_argument("--method", required=True, choices=sorted(MODELS))
+    p.add_argument("--data", nargs="+", required=True, help="reference HSI files or folders (any supported "
+                   "format), or synthetic:N for N synthetic scenes")
+    p.add_argument("--srf", required=True, help="MSI sensor: name ('hsfuse srf list'), response CSV, or (m x L) .npy")
+    p.add_argument("--bands", type=lambda s: [b for b in s.split(",") if b], help="sensor bands to use")
+    p.add_argument("--srf-family", nargs="+", help="further SRFs drawn at random per sample (blind training)")
+    p.add_argument("--psf-fwhm-range", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="draw each sample's Gaussian PSF FWHM in [LO, HI] x ratio (blind training)")
+    p.add_argument("--ratio", type=_positive_int, required=True, help="integer resolution ratio")
+    p.add_argument("--preset", choices=sorted(SIMULATION_PRESETS), default="hsfuse", help="simulation preset")
+    p.add_argument("--snr-hsi", type=float, help="HSI noise, SNR in dB")
+    p.add_argument("--snr-msi", type=float, help="MSI noise, SNR in dB")
+    p.add_argument("--config", default="paper", help="architecture: paper (default), tiny, or a JSON file of options")
+    p.add_argument("--steps", type=_positive_int, default=1000, help="optimiser steps (default 1000)")
+    p.add_argument("--batch-size", type=_positive_int, help="samples per step per process (default: the paper's)")
+    p.add_argument("--patch-size", type=_positive_int, help="HR patch side, a multiple of the ratio")
+    p.add_argument("--lr", type=float, help="base learning rate (default: the paper's; its schedule is rescaled "
+                   "to --steps)")
+    p.add_argument("--val", nargs="+", help="held-out reference HSIs for validation")
+    p.add_argument("--val-fraction", type=float, help="hold out this fraction of each scene's rows (bottom) instead")
+    p.add_argument("--val-every", type=_positive_int, default=200)
+    p.add_argument("--ckpt-every", type=_positive_int, default=200)
+    p.add_argument("--no-augment", action="store_true", help="no random flips and rotations")
+    p.add_argument("--variable", help="variable name inside .mat/.npz files")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint")
+    p.add_argument("-o", "--output", required=True, help="run folder")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     from .metrics.presets import PRESETS
 

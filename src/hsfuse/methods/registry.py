@@ -3,7 +3,8 @@
 Every method is called the same way, ``spec.function(y, physics, **options)`` with a
 :class:`~hsfuse.types.FusionMeasurement` and a :class:`~hsfuse.physics.FusionObservation`, and returns the
 fused HSI ``(N, L, H, W)`` on the input's device and dtype. Add a method by writing its function and one
-entry below; nothing is discovered at import time.
+entry below; nothing is discovered at import time. The supervised networks of :mod:`hsfuse.models` appear here
+too (``needs_training=True``): their function loads a checkpoint given as ``weights=``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 
 from ..errors import InputError
+from ..models.inference import fuse_with_network
+from ..models.registry import MODELS
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
 from .bicubic import fuse_bicubic
@@ -75,6 +78,26 @@ METHODS: dict[str, MethodSpec] = {
         reference="Wei, Dobigeon, Tourneret, IEEE TIP 24(11), 2015; R-FUSE, IEEE SPL 23(11), 2016",
     ),
 }
+
+
+def _network_function(name: str) -> Callable[..., torch.Tensor]:
+    """The registry function of network ``name``: load a checkpoint of that network and fuse with it."""
+
+    def fuse_network(y: FusionMeasurement, physics: FusionObservation | None, *, weights: str,
+                     tile: int | str | None = "auto", overlap: int = 4, memory_gb: float = 4.0,
+                     device: str | None = None, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        return fuse_with_network(y, physics, weights=weights, method=name, tile=tile, overlap=overlap,
+                                 memory_gb=memory_gb, device=device, progress=progress)
+
+    fuse_network.__name__ = fuse_network.__qualname__ = f"fuse_{name}"
+    fuse_network.__doc__ = (f"Fuse with a trained {name} checkpoint (``weights``); see "
+                            ":func:`hsfuse.models.inference.fuse_with_network` for the options.")
+    return fuse_network
+
+
+for _name, _model in MODELS.items():
+    METHODS[_name] = MethodSpec(name=_name, function=_network_function(_name), description=_model.description,
+                                needs_psf=False, needs_srf=False, reference=_model.reference, needs_training=True)
 
 
 def get_method(name: str) -> MethodSpec:
