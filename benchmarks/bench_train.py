@@ -4,9 +4,9 @@
 
 Protocol (per case, e.g. Pavia University + IKONOS B,G,R,NIR at ratio 4):
 
-1. the scene (max-normalised) is split by rows: the top ``1 - holdout`` part is the only data any network is
-   trained on; the bottom ``holdout`` part (cut on a multiple of the ratio) is the test region, never seen in
-   training, never used to select checkpoints (the last checkpoint is scored);
+1. the scene (max-normalised) is split by rows: the top ``1 - test_fraction`` part is the only data any network
+   is trained on; the bottom ``test_fraction`` part (cut on a multiple of the ratio) is the test region, never
+   seen in training, never used to select checkpoints (the last checkpoint is scored);
 2. training samples are random patches of the training part, degraded on the fly with the ``hsfuse``
    simulation preset (Gaussian PSF FWHM = r, circular, SRF rows summing to one), flips and rotations;
 3. each network trains with its paper configuration and the paper's loss/optimiser/schedule rescaled to the
@@ -49,14 +49,14 @@ from hsfuse.types import FusionMeasurement
 CLASSICAL = ("bicubic", "gsa", "fuse")
 
 
-def prepare(case: BenchCase, *, ratio: int, holdout: float, patch: int):
+def prepare(case: BenchCase, *, ratio: int, test_fraction: float, patch: int):
     scene = load_scene(case.scene)
     matrix, names = srf_matrix(resolve_sensor(case.sensor), scene.wavelengths, hsi_fwhm=scene.fwhm,
                                bands=list(case.bands) if case.bands else None, normalize="none",
                                drop_uncovered=case.bands is None)
     family = DegradationFamily(ratio=ratio, srfs=(torch.as_tensor(matrix, dtype=torch.float64),),
                                preset=SIMULATION_PRESETS["hsfuse"])
-    top, bottom = split_rows(scene, holdout_fraction=holdout, multiple=ratio)
+    top, bottom = split_rows(scene, bottom_fraction=test_fraction, multiple=ratio)
     test = validation_pairs([bottom], family)[0]
     return family, top, test, names
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--case", action="append", help="SCENE:SENSOR[:BANDS]; default: pavia_u + IKONOS B,G,R,NIR "
                     "and jasper_ridge + Sentinel-2A 10/20 m bands")
     ap.add_argument("--ratio", type=int, default=4)
-    ap.add_argument("--holdout", type=float, default=0.4, help="fraction of rows (bottom) held out for testing")
+    ap.add_argument("--test-fraction", type=float, default=0.4, help="fraction of rows (bottom) kept for testing")
     ap.add_argument("--methods", nargs="+", default=sorted(MODELS))
     ap.add_argument("--config", default="paper")
     ap.add_argument("--budget-s", type=float, default=240.0, help="training wall time per network and case")
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for case in cases:
-        family, top, test, names = prepare(case, ratio=args.ratio, holdout=args.holdout, patch=args.patch)
+        family, top, test, names = prepare(case, ratio=args.ratio, test_fraction=args.test_fraction,
+                                           patch=args.patch)
         y = FusionMeasurement(test.hsi, test.msi)
         physics = family.nominal().to(dtype=torch.float32)
         H, W = test.reference.shape[-2:]
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {"ratio": args.ratio, "holdout": args.holdout, "config": args.config, "budget_s": args.budget_s,
+    return {"ratio": args.ratio, "test_fraction": args.test_fraction, "config": args.config,
+            "budget_s": args.budget_s,
             "patch": args.patch, "batch": args.batch, "device": args.device, "simulation": "hsfuse",
             "metric_preset": "hsfuse", "checkpoint": "last (no selection on the test region)"}
 

@@ -113,7 +113,7 @@ def test_bad_training_data_is_refused_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no image files"):
         load_training_scenes([tmp_path / "empty"])
-    top, bottom = split_rows(_scene(0), holdout_fraction=0.25, multiple=2)
+    top, bottom = split_rows(_scene(0), bottom_fraction=0.25, multiple=2)
     assert top.shape[0] == 18 and bottom.shape[0] == 6
 
 

@@ -288,7 +288,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.val:
         held = load_training_scenes(args.val, variable=args.variable)
     elif args.val_fraction:
-        pairs = [split_rows(c, holdout_fraction=args.val_fraction, multiple=args.ratio) for c in scenes]
+        pairs = [split_rows(c, bottom_fraction=args.val_fraction, multiple=args.ratio) for c in scenes]
         scenes, held = [p[0] for p in pairs], [p[1] for p in pairs]
     first = scenes[0]
     matrix, names = _srf_for(args.srf, first, bands=args.bands)

@@ -102,17 +102,17 @@ def load_training_scenes(sources: Sequence[str | os.PathLike[str] | Cube], *, va
     return out
 
 
-def split_rows(cube: Cube, *, holdout_fraction: float, multiple: int = 1) -> tuple[Cube, Cube]:
+def split_rows(cube: Cube, *, bottom_fraction: float, multiple: int = 1) -> tuple[Cube, Cube]:
     """Split a scene into a top part (training) and a bottom part (held out), cut at a multiple of ``multiple``.
 
     The held-out rows never enter a training patch; use them for validation or testing.
     """
-    if not 0.0 < holdout_fraction < 1.0:
-        raise InputError(f"holdout_fraction must be between 0 and 1, got {holdout_fraction}")
+    if not 0.0 < bottom_fraction < 1.0:
+        raise InputError(f"bottom_fraction must be between 0 and 1, got {bottom_fraction}")
     H = cube.shape[0]
-    cut = int(round(H * (1.0 - holdout_fraction) / multiple)) * multiple
+    cut = int(round(H * (1.0 - bottom_fraction) / multiple)) * multiple
     if cut <= 0 or cut >= H:
-        raise InputError(f"a {H}-row scene cannot be split at fraction {holdout_fraction} on multiples of {multiple}")
+        raise InputError(f"a {H}-row scene cannot be split at fraction {bottom_fraction} on multiples of {multiple}")
     top = cube.replace(data=cube.data[:cut], attrs={**cube.attrs, "rows": [0, cut]})
     bottom = cube.replace(data=cube.data[cut:], attrs={**cube.attrs, "rows": [cut, H]})
     return top, bottom
