@@ -237,10 +237,7 @@ def _check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool) 
         if diff:
             raise InputError(f"{run_dir} holds a run with different {', '.join(diff)}; resume it with the same "
                              "options or choose another -o")
-        try:
-            return resolve_checkpoint(run_dir, prefer="last") if (run_dir / "last.json").is_file() else None
-        except Exception:
-            return None
+        return resolve_checkpoint(run_dir, prefer="last") if (run_dir / "last.json").is_file() else None
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise InputError(f"run folder {run_dir} exists and is not an hsfuse run; choose an empty or new folder")
     if not run_dir.parent.is_dir():
