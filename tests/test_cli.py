@@ -315,6 +315,10 @@ def test_train_then_fuse_with_the_weights(tmp_path, reference_mat, capsys):
                        "--weights", str(run_dir), "-o", str(tmp_path / "x.npz"))
     assert code == 2 and "trained for 31 HSI bands" in err
     assert not (tmp_path / "x.npz").exists()
+    code, _, err = run(capsys, "train", "--method", "dbin", "--config", "tiny", "--data", str(reference_mat),
+                       "--srf", "nikon_d700_dhsis", "--ratio", "4", "--val", str(reference_mat), "--val-fraction",
+                       "0.2", "-q", "-o", str(tmp_path / "both"))
+    assert code == 2 and "not both" in err and not (tmp_path / "both").exists()
     # an existing run is not silently reused
     code, _, err = run(capsys, "train", "--method", "dbin", "--config", "tiny", "--data", str(reference_mat),
                        "--srf", "nikon_d700_dhsis", "--ratio", "4", "--steps", "4", "-q", "-o", str(run_dir))

@@ -136,6 +136,8 @@ def test_run_writes_checkpoints_pointers_history_and_tensorboard(tmp_path):
     assert not [p for p in run.rglob("*.tmp*")]
     card, _ = read_card(run)
     assert card.training["step"] == best["step"] and card.hsi_bands == L and card.ratio == R
+    # the card's SRF is the one applied: the hsfuse preset normalises each MSI band's weights to sum to one
+    assert np.allclose(np.sum(card.srf, axis=1), 1.0) and np.asarray(card.srf).shape == (M, L)
     net, _ = load_model(run, hsi_bands=L, msi_bands=M, ratio=R)
     assert not net.training
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -283,6 +283,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = json.loads(Path(config).read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read --config {args.config}: {exc}") from None
+    if args.val and args.val_fraction:
+        raise InputError("give either --val (held-out scenes) or --val-fraction (held-out rows), not both")
     scenes = load_training_scenes(args.data, variable=args.variable)
     held: list = []
     if args.val:
@@ -306,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     patch = args.patch_size or min(max(r, round(spec.recipe.patch_size / r) * r), (smallest // r) * r)
     sampler = PatchSampler(scenes, family, patch_size=patch, augment=not args.no_augment, seed=args.seed)
     options = TrainOptions(method=args.method, config=config, steps=args.steps, batch_size=args.batch_size,
-                           patch_size=patch, lr=args.lr, seed=args.seed, val_every=args.val_every,
+                           lr=args.lr, seed=args.seed, val_every=args.val_every,
                            ckpt_every=args.ckpt_every, amp=args.amp, device=args.device)
     data = {"wavelengths_nm": None if first.wavelengths is None else [float(v) for v in first.wavelengths],
             "msi_band_names": names,

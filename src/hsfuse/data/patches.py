@@ -31,7 +31,7 @@ from ..physics.observation import FusionObservation
 from ..physics.spatial import SpatialDegradation, gaussian_psf
 from ..physics.spectral import SpectralResponse, check_srf
 from ..types import Cube
-from .simulation import SIMULATION_PRESETS, SimulationPreset
+from .simulation import SIMULATION_PRESETS, SimulationPreset, crop_to_multiple
 
 __all__ = ["load_training_scenes", "split_rows", "DegradationFamily", "PatchSampler", "ValidationPair",
            "validation_pairs"]
@@ -197,8 +197,6 @@ class ValidationPair:
 
 def validation_pairs(scenes: Sequence[Cube], family: DegradationFamily) -> list[ValidationPair]:
     """Simulate each held-out scene (centre-cropped to multiples of the ratio) with the nominal degradation."""
-    from .simulation import crop_to_multiple
-
     out = []
     for i, cube in enumerate(scenes):
         ref = crop_to_multiple(cube, family.ratio).to_tensor()
@@ -248,8 +246,6 @@ class PatchSampler:
                                  "use a smaller --patch-size")
             z = cube.to_tensor()
             self.scenes.append(z[0])
-            from .simulation import crop_to_multiple
-
             zc = crop_to_multiple(cube, r).to_tensor()
             hsi, msi = _simulate(zc, family.nominal(), family.preset, seed=family.preset.seed)
             s_h, s_m = band_scales(hsi, msi, mode=band_scaling)

@@ -54,7 +54,8 @@ class ModelCard:
         hsi_bands, msi_bands, ratio: the data layout the network was built for.
         wavelengths_nm: HSI band centres of the training data, if known.
         msi_band_names: names of the MSI bands, if known.
-        srf: the nominal ``(m, L)`` SRF used to simulate training data, if known.
+        srf: the nominal ``(m, L)`` SRF used to simulate training data, as applied (after the preset's
+            normalisation), if known.
         preset: the simulation preset (as a dict) of the training data.
         band_scaling: input scaling mode (see :func:`hsfuse.models.base.band_scales`).
         training: step, metrics, data description.

@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import torch
 
+from .._checks import check_image_tensor
 from ..errors import InputError
 from ..physics import FusionObservation
-from ..types import FusionMeasurement
+from ..types import FusionMeasurement, infer_ratio
 from .base import BandScaling, FusionNet, band_scales
 from .checkpoint import ModelCard, load_model
 from .tiling import choose_tile, tiled_forward
@@ -59,12 +60,13 @@ def fuse_with_network(y: FusionMeasurement, physics: FusionObservation | None, *
     from training data, so the PSF/SRF in ``physics`` are not used. ``tile="auto"`` picks the largest tile whose
     estimated peak memory fits ``memory_gb``; an integer is a tile side in LR pixels; ``None`` disables tiling.
     """
-    if y.hsi.ndim != 4 or y.msi.ndim != 4:
-        raise InputError("y.hsi and y.msi must be (N, C, H, W) tensors")
-    ratio = y.msi.shape[-1] // max(1, y.hsi.shape[-1])
     if physics is not None:
         physics.check_measurement(y)
         ratio = physics.ratio
+    else:
+        hsi = check_image_tensor(y.hsi, "low-resolution HSI")
+        msi = check_image_tensor(y.msi, "multispectral image")
+        ratio = infer_ratio(tuple(hsi.shape[-2:]), tuple(msi.shape[-2:]))
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net, card = load_model(weights, hsi_bands=y.hsi.shape[1], msi_bands=y.msi.shape[1], ratio=ratio, device=dev)
     if method is not None and card.method != method:

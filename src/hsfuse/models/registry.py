@@ -8,7 +8,7 @@ from a name, so the CLI, the training engine and checkpoints agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InputError
@@ -69,7 +69,7 @@ class ModelSpec:
         ratios: which ratios the architecture supports, in words.
         recipe: the paper's training recipe.
         authors_parameters: parameter count of the authors' released code in its paper setting, with that
-            setting, e.g. ``(2_062_694, "31 bands, RGB, ratio 8")``; ``None`` where it could not be counted.
+            setting, e.g. ``(1_585_306, "31 bands, RGB (3), ratio 8, ...")`` for DBIN; ``None`` where it could not be counted.
     """
 
     name: str
@@ -80,7 +80,6 @@ class ModelSpec:
     ratios: str
     recipe: TrainingRecipe
     authors_parameters: tuple[int, str] | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _piecewise(base: float, every: int, first: int, gamma: float, count: int) -> tuple[tuple[int, float], ...]:

@@ -62,7 +62,6 @@ class TrainOptions:
         config: architecture configuration name (``"paper"``, ``"tiny"``) or a dict of options.
         steps: optimiser steps of this run.
         batch_size: samples per step per process.
-        patch_size: high-resolution patch side (multiple of the ratio).
         lr: base learning rate; the recipe's schedule is scaled by ``lr / recipe base``.
         loss, optimizer: override the recipe's.
         schedule: ``"recipe"`` (the paper's milestones rescaled to ``steps``) or ``"constant"``.
@@ -79,7 +78,6 @@ class TrainOptions:
     config: str | dict[str, Any] = "paper"
     steps: int = 1000
     batch_size: int | None = None
-    patch_size: int | None = None
     lr: float | None = None
     loss: Literal["l1", "l2"] | None = None
     optimizer: Literal["adam", "sgd"] | None = None
@@ -192,7 +190,7 @@ def _card(net: Any, *, options: TrainOptions, sampler: PatchSampler, data: dict[
         method=options.method, config=net.config_dict(), hsi_bands=net.hsi_bands, msi_bands=net.msi_bands,
         ratio=net.ratio, band_scaling=sampler.band_scaling,
         wavelengths_nm=data.get("wavelengths_nm"), msi_band_names=data.get("msi_band_names"),
-        srf=fam.srfs[0].tolist(), preset=preset,
+        srf=fam.nominal().spectral.matrix.tolist(), preset=preset,
         training={"step": step, "metrics": metrics, "seed": options.seed, "data": data.get("description"),
                   "psf_fwhm_range": list(fam.psf_fwhm_range) if fam.psf_fwhm_range else None,
                   "srf_family_size": len(fam.srfs)},
@@ -252,7 +250,7 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
 
     Args:
         options: see :class:`TrainOptions`.
-        sampler: training samples (its patch size must match ``options.patch_size`` when that is given).
+        sampler: training samples (patches, degradations, band scaling).
         run_dir: the run folder (created; an existing run is resumed when ``resume``).
         validation: held-out pairs scored every ``val_every`` steps; the best PSNR marks ``best.json``.
         data: description stored in checkpoints (``wavelengths_nm``, ``msi_band_names``, ``description``).
@@ -275,8 +273,6 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
     batch = options.batch_size or recipe.batch_size
-    if options.patch_size is not None and options.patch_size != sampler.patch_size:
-        raise InputError(f"options.patch_size {options.patch_size} differs from the sampler's {sampler.patch_size}")
     loss_kind = options.loss or recipe.loss
     opt_kind = options.optimizer or recipe.optimizer
     base_lr = recipe.lr_schedule[0][1]
