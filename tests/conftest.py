@@ -23,3 +23,15 @@ def data_root() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one torch thread: tiny per-image optimisations (UDALN) spend more in OpenMP start-up per
+    op than in the op itself with two threads on a loaded machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

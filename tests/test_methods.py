@@ -19,7 +19,8 @@ from hsfuse.data.paths import data_root
 from hsfuse.errors import InputError
 from hsfuse.methods import METHODS, MethodSpec, fuse, fuse_bicubic, fuse_gsa, get_method, upsample_cubic
 
-CLASSICAL = sorted(n for n, s in METHODS.items() if not s.needs_training)  # networks: tests/test_models_contract.py
+# networks: tests/test_models_contract.py; per-image optimisers (udaln): tests/test_udaln.py
+CLASSICAL = sorted(n for n, s in METHODS.items() if not (s.needs_training or s.fits_per_image))
 from hsfuse.methods.gsa import band_groups, degrade_msi
 from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
 from hsfuse.types import FusionMeasurement

@@ -169,3 +169,174 @@ def test_consistency_errors():
     other = FusionMeasurement(hsi=y.hsi[..., :-1], msi=y.msi)
     with pytest.raises(InputError, match="does not match"):
         consistency(z, other, obs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# No-data masks (valid=). Independent sources: the same metrics on the cropped usable part (a whole number of
+# blocks), the toolbox transcription above with the excluded blocks skipped, and NumPy over the usable pixels.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _masked_pair(seed=11, r=2):
+    """fused/msi 16 x 24 with a noisy fusion, lr 8 x 12; S = 4 gives 4 x 6 blocks."""
+    lr, msi_lr = _scene(seed=seed, r=r)
+    rng = np.random.default_rng(seed + 1)
+    fused = _nearest_up(lr, r) + 0.1 * rng.standard_normal((1, 4, 16, 24))
+    msi = _nearest_up(msi_lr, r) + 0.1 * rng.standard_normal((1, 3, 16, 24))
+    return fused, lr, msi, msi_lr
+
+
+def _spoil(x, cols, rng):
+    """Garbage (large values, one NaN, one inf) in the given columns of every band."""
+    x = x.copy()
+    x[..., cols] = 50.0 * rng.standard_normal(x[..., cols].shape)
+    x[0, 0, 1, cols.start] = np.nan
+    x[0, -1, 0, cols.start + 1] = np.inf
+    return x
+
+
+def test_all_true_mask_changes_nothing():
+    r, S = 2, 4
+    fused, lr, msi, msi_lr = _masked_pair()
+    both = np.concatenate([fused, fused[:, :, ::-1]])  # N = 2
+    lr2, msi2 = np.concatenate([lr, lr[:, :, ::-1]]), np.concatenate([msi, msi[:, :, ::-1]])
+    for valid in (np.ones((16, 24), bool), torch.ones(2, 16, 24, dtype=torch.bool)):
+        assert torch.equal(d_lambda(both, lr2, q_block=S, valid=valid), d_lambda(both, lr2, q_block=S))
+        assert torch.equal(d_s(both, lr2, msi2, ratio=r, q_block=S, valid=valid),
+                           d_s(both, lr2, msi2, ratio=r, q_block=S))
+        assert torch.equal(qnr(both, lr2, msi2, ratio=r, q_block=S, valid=valid),
+                           qnr(both, lr2, msi2, ratio=r, q_block=S))
+    obs = _observation()
+    z = torch.from_numpy(np.random.default_rng(6).random((2, 5, 8, 10)) + 0.1)
+    y = obs.A(z + 0.05)
+    plain = consistency(z, y, obs)
+    masked = consistency(z, y, obs, valid=torch.ones(8, 10, dtype=torch.bool))
+    assert all(torch.equal(plain[k], masked[k]) for k in plain)
+
+
+def test_invalid_left_half_equals_the_right_half_alone():
+    # Invalid = the left 12 of 24 columns = 3 whole 4 x 4 blocks (6 low-res columns = 3 blocks of 2 x 2), filled
+    # with garbage incl. NaN/inf in every input. The masked indices must equal the indices of the right half.
+    r, S = 2, 4
+    fused, lr, msi, msi_lr = _masked_pair()
+    rng = np.random.default_rng(3)
+    valid = np.ones((16, 24), bool)
+    valid[:, :12] = False
+    bad_f, bad_m = _spoil(fused, slice(0, 12), rng), _spoil(msi, slice(0, 12), rng)
+    bad_lr, bad_mlr = _spoil(lr, slice(0, 6), rng), _spoil(msi_lr, slice(0, 6), rng)
+    right = (fused[..., 12:], lr[..., 6:], msi[..., 12:])
+    got = float(d_lambda(bad_f, bad_lr, q_block=S, valid=valid)[0])
+    assert got == pytest.approx(float(d_lambda(right[0], right[1], q_block=S)[0]), rel=1e-12, abs=1e-15)
+    assert got == pytest.approx(_d_lambda_ref(right[0][0], right[1][0], S, r), rel=1e-10)
+    got = float(d_s(bad_f, bad_lr, bad_m, ratio=r, q_block=S, valid=valid)[0])
+    assert got == pytest.approx(float(d_s(*right, ratio=r, q_block=S)[0]), rel=1e-12, abs=1e-15)
+    got = float(d_s(bad_f, bad_lr, bad_m, ratio=r, q_block=S, msi_lr=bad_mlr, valid=valid)[0])
+    assert got == pytest.approx(float(d_s(*right, ratio=r, q_block=S, msi_lr=msi_lr[..., 6:])[0]), rel=1e-12)
+    got = float(qnr(bad_f, bad_lr, bad_m, ratio=r, q_block=S, valid=valid[None])[0])
+    assert got == pytest.approx(float(qnr(*right, ratio=r, q_block=S)[0]), rel=1e-12)
+
+
+def _q_blockproc_skip(a, b, S, keep):
+    """_q_blockproc over the blocks (i, j) with keep[i, j] only."""
+    H, W = a.shape
+    return np.mean([_uqi(a[i:i + S, j:j + S], b[i:i + S, j:j + S]) for i in range(0, H, S) for j in range(0, W, S)
+                    if keep[i // S, j // S]])
+
+
+def test_scattered_invalid_pixels_drop_their_blocks_only():
+    # Two single invalid pixels: block (0, 1) (pixel (2, 5)) and block (3, 5) (pixel (15, 23)); the toolbox
+    # transcription skipping those two blocks at both resolutions is the reference.
+    r, S = 2, 4
+    fused, lr, msi, _ = _masked_pair(seed=21)
+    valid = np.ones((16, 24), bool)
+    valid[2, 5] = valid[15, 23] = False
+    keep = np.ones((4, 6), bool)
+    keep[0, 1] = keep[3, 5] = False
+    F_, Y, M = fused[0], lr[0], msi[0]
+    m_lr = M.reshape(3, 8, r, 12, r).mean(axis=(2, 4))
+    dl = np.mean([abs(_q_blockproc_skip(F_[i], F_[j], S, keep) - _q_blockproc_skip(Y[i], Y[j], S // r, keep))
+                  for i in range(3) for j in range(i + 1, 4)])
+    ds = np.mean([abs(_q_blockproc_skip(F_[l], M[j], S, keep) - _q_blockproc_skip(Y[l], m_lr[j], S // r, keep))
+                  for l in range(4) for j in range(3)])
+    assert float(d_lambda(fused, lr, q_block=S, valid=valid)[0]) == pytest.approx(dl, rel=1e-10)
+    assert float(d_s(fused, lr, msi, ratio=r, q_block=S, valid=valid)[0]) == pytest.approx(ds, rel=1e-10)
+    # Per-image masks: image 1 is unmasked and gets the plain value.
+    two = np.concatenate([fused, fused])
+    masks = np.stack([valid, np.ones_like(valid)])
+    out = d_lambda(two, np.concatenate([lr, lr]), q_block=S, valid=masks)
+    assert float(out[0]) == pytest.approx(dl, rel=1e-10)
+    assert float(out[1]) == pytest.approx(float(d_lambda(fused, lr, q_block=S)[0]), rel=1e-12)
+
+
+def test_masked_consistency_uses_usable_pixels_only():
+    # Circular Gaussian 3x3 PSF, r = 2, offset 0: low-res column j averages high-res columns 2j-1 .. 2j+1.
+    # Invalid = high-res columns 0..3. MSI side: R z is per pixel, so the true scene gives exactly 0 error on
+    # the usable pixels whatever the garbage. HSI side, default rule (r x r block usable): low-res columns
+    # 2..4 (column 2 also sees the garbage at column 3 through the PSF: the documented caveat); with
+    # hsi_valid = columns 3..4 (the exact footprint, by hand) the error is exactly 0 again.
+    obs = _observation()
+    z = torch.from_numpy(np.random.default_rng(8).random((1, 5, 8, 10)) + 0.1)
+    y = obs.A(z)
+    garbage = z.clone()
+    garbage[..., :4] = 30.0 * torch.from_numpy(np.random.default_rng(9).standard_normal((1, 5, 8, 4)))
+    garbage[0, 2, 3, 1] = float("nan")
+    valid = torch.ones(8, 10, dtype=torch.bool)
+    valid[:, :4] = False
+    out = consistency(garbage, y, obs, valid=valid)
+    assert float(out["msi_rmse"][0]) == 0.0 and math.isinf(float(out["msi_psnr"][0]))
+    assert float(out["msi_sam"][0]) == pytest.approx(0.0, abs=1e-12)
+    filled = torch.nan_to_num(garbage, nan=0.0)
+    meas, pred = y.hsi.numpy()[0][:, :, 2:], obs.A(filled).hsi.numpy()[0][:, :, 2:]  # low-res columns 2..4
+    assert float(out["hsi_rmse"][0]) == pytest.approx(np.sqrt(((meas - pred) ** 2).mean()), rel=1e-12)
+    expected = np.mean(10 * np.log10(meas.max() ** 2 / ((meas - pred) ** 2).mean(axis=(1, 2))))
+    assert float(out["hsi_psnr"][0]) == pytest.approx(expected, rel=1e-12)
+    cos = (meas * pred).sum(0) / np.linalg.norm(meas, axis=0) / np.linalg.norm(pred, axis=0)
+    # (abs: arccos of a cosine rounded near 1 is ~1e-6 degrees off for the exact columns 3..4)
+    assert float(out["hsi_sam"][0]) == pytest.approx(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean(), abs=1e-5)
+    hsi_valid = torch.zeros(4, 5, dtype=torch.bool)
+    hsi_valid[:, 3:] = True
+    exact = consistency(garbage, y, obs, valid=valid, hsi_valid=hsi_valid)
+    assert float(exact["hsi_rmse"][0]) == 0.0
+    assert torch.equal(exact["msi_rmse"], out["msi_rmse"])
+
+
+def test_masked_errors():
+    r, S = 2, 4
+    fused, lr, msi, _ = _masked_pair()
+    none = np.zeros((16, 24), bool)
+    with pytest.raises(InputError, match="no whole 4x4 Q block"):
+        d_lambda(fused, lr, q_block=S, valid=none)
+    with pytest.raises(InputError, match="no whole 4x4 Q block"):
+        d_s(fused, lr, msi, ratio=r, q_block=S, valid=none)
+    with pytest.raises(InputError, match="no whole"):
+        qnr(fused, lr, msi, ratio=r, q_block=S, valid=none)
+    sparse = np.ones((16, 24), bool)
+    sparse[::4, ::4] = False  # one invalid pixel in every block
+    with pytest.raises(InputError, match="no whole"):
+        d_lambda(fused, lr, q_block=S, valid=sparse)
+    with pytest.raises(InputError, match="boolean"):
+        d_lambda(fused, lr, q_block=S, valid=np.ones((16, 24)))
+    with pytest.raises(InputError, match=r"\(16, 24\)"):
+        d_lambda(fused, lr, q_block=S, valid=np.ones((8, 12), bool))
+    with pytest.raises(InputError, match=r"\(16, 24\)"):
+        d_s(fused, lr, msi, ratio=r, q_block=S, valid=np.ones((3, 16, 24), bool))
+    # NaN at a usable pixel is still an error; without a mask any NaN is.
+    nan = fused.copy()
+    nan[0, 0, 0, 20] = np.nan
+    half = np.ones((16, 24), bool)
+    half[:, :12] = False
+    with pytest.raises(InputError, match="usable pixel"):
+        d_lambda(nan, lr, q_block=S, valid=half)
+    with pytest.raises(InputError, match="NaN"):
+        d_lambda(nan, lr, q_block=S)
+    obs = _observation()
+    z = torch.rand(1, 5, 8, 10, dtype=torch.float64)
+    y = obs.A(z)
+    with pytest.raises(InputError, match="marks no pixel"):
+        consistency(z, y, obs, valid=torch.zeros(8, 10, dtype=torch.bool))
+    one_col = torch.zeros(8, 10, dtype=torch.bool)
+    one_col[:, 5] = True  # usable MSI pixels, but no whole 2 x 2 block
+    with pytest.raises(InputError, match="no HSI pixel"):
+        consistency(z, y, obs, valid=one_col)
+    with pytest.raises(InputError, match="hsi_valid"):
+        consistency(z, y, obs, hsi_valid=torch.ones(8, 10, dtype=torch.bool))

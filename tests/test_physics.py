@@ -142,12 +142,16 @@ def test_learnable_psf_stays_on_simplex_and_learns():
     est = LearnableSpatialDegradation(ratio=r)
     x = torch.rand(4, 3, 32, 32)
     y = true.A(x).float()
-    opt = torch.optim.Adam(est.parameters(), lr=0.05)
+    opt = torch.optim.Adam(est.parameters(), lr=0.01)
     for _ in range(300):
         opt.zero_grad()
         loss = (est.A(x) - y).pow(2).mean()
         loss.backward()
+        est.project_grad_()
         opt.step()
+        est.project_()
+        psf = est.psf.detach()
+        assert torch.all(psf >= 0) and abs(float(psf.sum()) - 1) < 1e-6  # feasible after every step
     psf = est.psf.detach()
     assert torch.all(psf >= 0) and abs(float(psf.sum()) - 1) < 1e-6
     assert float((psf - true.psf.float()).abs().max()) < 5e-3
@@ -159,8 +163,14 @@ def test_learnable_srf_is_nonnegative_and_respects_support():
     assert support.tolist() == [[True, True, False, False, False], [False, False, True, True, True]]
     srf = LearnableSpectralResponse(msi_bands=2, hsi_bands=5, support=support)
     with torch.no_grad():
-        srf.theta.normal_()
+        srf.weight.normal_()  # an optimiser step may leave the feasible set; project_() brings it back
+    srf.project_()
     R = srf.matrix
     assert torch.all(R >= 0)
     assert torch.all(R[~support] == 0)
     torch.testing.assert_close(R.sum(dim=1), torch.ones(2))
+    free = LearnableSpectralResponse(msi_bands=2, hsi_bands=5, support=support, normalize="none")
+    with torch.no_grad():
+        free.weight.normal_()
+    free.project_()
+    assert torch.all(free.matrix >= 0) and torch.all(free.matrix[~support] == 0)

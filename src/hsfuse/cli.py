@@ -106,6 +106,29 @@ def _srf_for(spec: str, cube, *, bands: list[str] | None):
                       drop_uncovered=bands is None)
 
 
+def _with_nodata(cube, value: float | None):
+    """``cube`` with its no-data value set from the command line (``None`` keeps the file's)."""
+    import dataclasses
+
+    return cube if value is None else dataclasses.replace(cube, nodata=float(value))
+
+
+def _support_for(spec: str | None, hsi, *, bands: list[str] | None, msi_bands: int):
+    """``(m, L)`` boolean support of each MSI band from a sensor (response >= 1 % of its peak), or ``None``."""
+    import torch
+
+    from .errors import InputError
+    from .physics.learnable import support_from_srf
+
+    if spec is None:
+        return None
+    matrix, _ = _srf_for(spec, hsi, bands=bands)
+    if matrix.shape[0] != msi_bands:
+        raise InputError(f"--support {spec} gives {matrix.shape[0]} bands but the MSI has {msi_bands}; select them "
+                         "with --bands")
+    return support_from_srf(torch.as_tensor(matrix, dtype=torch.float64), threshold=0.01)
+
+
 def _print_table(rows: list[dict[str, Any]], title: str, columns: Sequence[str] | None = None) -> None:
     from rich.table import Table
 
@@ -190,6 +213,11 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                    "overlap": args.overlap, "memory_gb": args.memory_gb, "device": args.device}
     elif args.weights:
         raise InputError(f"--weights is for trained networks; {spec.name} needs none")
+    if spec.name == "udaln":
+        options = {"schedule": args.schedule or "paper", "srf_normalize": args.srf_normalize, "device": args.device,
+                   "progress": not args.quiet}
+    elif args.schedule is not None:
+        raise InputError("--schedule is for the udaln method")
     hsi = _read(args.hsi, variable=args.hsi_variable, layout=args.layout)
     msi = _read(args.msi, variable=args.msi_variable, layout=args.layout)
     for label, cube in (("HSI", hsi), ("MSI", msi)):
@@ -226,7 +254,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     physics = physics.to(device=device, dtype=torch.float32)
     say(f"fusing {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands} with {msi.shape[0]}x{msi.shape[1]}x{msi.bands} "
         f"(ratio {ratio}) using {spec.name}")
-    with torch.no_grad(), _tile_progress(quiet=args.quiet or not spec.needs_training) as progress:
+    with torch.no_grad(), _tile_progress(quiet=args.quiet or not spec.needs_training) as progress:  # UDALN re-enables
         if spec.needs_training:
             options["progress"] = progress
         est = spec.function(y, physics, **options)
@@ -396,13 +424,81 @@ def cmd_srf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pair_inputs(args: argparse.Namespace):
+    """The HSI and MSI cubes of ``estimate``/``pair`` (with ``--example`` filling in the shared data paths)."""
+    from .errors import InputError
+
+    if getattr(args, "example", None):
+        from .data.paths import shared_file
+
+        path = str(shared_file("derived", "houston2018.npz"))
+        args.hsi, args.hsi_variable = args.hsi or path, args.hsi_variable or "hsi"
+        args.msi, args.msi_variable = args.msi or path, args.msi_variable or "rgb"
+        args.msi_nodata = 0.0 if args.msi_nodata is None else args.msi_nodata
+        args.msi_transfer = args.msi_transfer or "srgb"  # an 8-bit camera RGB product: gamma-encoded
+    if not args.hsi or not args.msi:
+        raise InputError("give --hsi FILE and --msi FILE (or --example houston2018)")
+    hsi = _with_nodata(_read(args.hsi, variable=args.hsi_variable, layout=args.layout), args.hsi_nodata)
+    msi = _with_nodata(_read(args.msi, variable=args.msi_variable, layout=args.layout), args.msi_nodata)
+    return hsi, msi
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from .io.atomic import atomic_output_dir, check_output_path
+    from .workflows.blind import estimate_operators, in_original_units, prepare_pair, save_operators
+
+    say = _progress_printer(args.quiet)
+    check_output_path(args.output, overwrite=args.overwrite, folder=True)
+    hsi, msi = _pair_inputs(args)
+    prepared = prepare_pair(hsi, msi, ratio=args.ratio, msi_transfer=args.msi_transfer or "linear")
+    support = _support_for(args.support, hsi, bands=args.bands, msi_bands=msi.bands)
+    masked = 0 if prepared.valid is None else int((~prepared.valid).sum())
+    say(f"estimating the PSF and SRF with {args.estimator}: HSI {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands}, MSI "
+        f"{msi.shape[0]}x{msi.shape[1]}x{msi.bands}, ratio {prepared.ratio}, {masked} no-data MSI pixel(s) masked")
+    ops = estimate_operators(prepared.y, estimator=args.estimator, support=support, valid=prepared.valid,
+                             kernel_size=args.kernel_size, iterations=args.iterations,
+                             band_names=msi.band_names, progress=not args.quiet)
+    ops = in_original_units(ops, prepared)
+    ops.diagnostics["msi_transfer"] = args.msi_transfer or "linear"  # "srgb": the SRF maps to the decoded MSI
+    with atomic_output_dir(args.output, overwrite=args.overwrite,
+                           replaceable=lambda e: e.name in _ESTIMATE_FILES) as tmp:
+        save_operators(ops, Path(tmp), wavelengths_nm=hsi.wavelengths)
+    k = ops.psf.shape[-1]
+    say(f"PSF {k}x{k} (sums to {float(ops.psf.sum()):.6f}); SRF {ops.srf.shape[0]}x{ops.srf.shape[1]}; wrote "
+        f"{args.output}/physics.json, psf.csv, srf.npy, srf.csv, psf.png, srf.png")
+    print(f"fuse with: hsfuse fuse --hsi {args.hsi} --msi {args.msi} --physics {args.output}/physics.json "
+          "--method fuse -o fused.npz")
+    return 0
+
+
+_ESTIMATE_FILES = ("physics.json", "psf.csv", "srf.npy", "srf.csv", "psf.png", "srf.png")
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    from .workflows.blind import run_real_pair
+
+    say = _progress_printer(args.quiet)
+    hsi, msi = _pair_inputs(args)
+    support = _support_for(args.support, hsi, bands=args.bands, msi_bands=msi.bands)
+    result = run_real_pair(hsi, msi, output=args.output, methods=args.methods, estimator=args.estimator,
+                           support=support, ratio=args.ratio, schedule=args.schedule,
+                           shift_threshold_lr_px=args.shift_threshold, overwrite=args.overwrite,
+                           msi_transfer=args.msi_transfer or "linear",
+                           progress=not args.quiet, say=say)
+    rows = [{"method": name, **{k: m[k] for k in ("qnr", "d_lambda", "d_s", "hsi_psnr", "msi_psnr", "seconds")}}
+            for name, m in result.report["methods"].items()]
+    _print_table(rows, title=f"no-reference scores (operators estimated by {args.estimator})")
+    print(f"wrote {args.output}: report.md, report.json, fused_*.npz, overview_*.png, operators/")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.machine import machine_description
     from .bench.runner import DEFAULT_CASES, parse_case, run_benchmark, write_results
     from .methods.registry import METHODS
 
     cases = [parse_case(c) for c in args.case] if args.case else list(DEFAULT_CASES)
-    methods = args.methods or [n for n, s in METHODS.items() if not s.needs_training]
+    methods = args.methods or [n for n, s in METHODS.items() if not (s.needs_training or s.fits_per_image)]
     total = len(cases) * len(args.ratios) * len(methods)
     from rich.progress import Progress
 
@@ -521,6 +617,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=4, help="trained networks: tile overlap in LR pixels (default 4)")
     p.add_argument("--memory-gb", type=float, default=4.0, help="trained networks: memory budget for automatic "
                    "tiling (default 4)")
+    p.add_argument("--schedule", choices=["paper", "fast"], help="udaln: training schedule, paper (65,000 "
+                   "iterations, default) or fast (23,500; see README); with udaln, --srf-normalize none lets the "
+                   "learned SRF carry the gain between two sensors in different units")
     p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -603,6 +702,54 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", help="CSV file (default: standard output)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_srf)
+
+    def pair_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--hsi", help="low-resolution hyperspectral image")
+        p.add_argument("--msi", help="high-resolution multispectral/RGB image")
+        p.add_argument("--hsi-variable")
+        p.add_argument("--msi-variable")
+        p.add_argument("--example", choices=["houston2018"], help="use the real Houston 2018 pair from the shared "
+                       "data folder ($HSFUSE_DATA): 48-band CASI HSI + 4x finer RGB with a no-data patch")
+        p.add_argument("--hsi-nodata", type=float, help="HSI no-data value (default: the file's, if any)")
+        p.add_argument("--msi-nodata", type=float, help="MSI no-data value, e.g. 0 for black fill (default: the "
+                       "file's, if any)")
+        p.add_argument("--msi-transfer", choices=["linear", "srgb"], help="srgb: the MSI is a gamma-encoded camera "
+                       "RGB (8-bit JPEG/TIFF products usually are); decode it to linear values first (default linear; "
+                       "srgb with --example houston2018)")
+        p.add_argument("--ratio", type=_positive_int, help="check the ratio implied by the image sizes")
+        p.add_argument("--estimator", choices=["hysure", "udaln"], default="hysure",
+                       help="hysure: least squares with smoothness penalties (default, seconds); udaln: UDALN's "
+                       "first stage (r x r PSF)")
+        p.add_argument("--support", help="a nominal sensor (name, CSV or .npy) restricting each MSI band to the HSI "
+                       "bands where it responds >= 1%% of its peak (needs HSI wavelengths)")
+        p.add_argument("--bands", type=lambda s: [b for b in s.split(",") if b], help="bands of --support to use")
+        _read_options(p)
+        p.add_argument("--overwrite", action="store_true", help="replace a previous output folder of this command")
+        p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("estimate", help="blind PSF and SRF estimation from a real pair",
+                       description="Estimate the PSF and the SRF of an HSI/MSI pair and write OUTDIR/physics.json "
+                       "(for 'hsfuse fuse --physics'), psf.csv ('--psf'), srf.npy ('--srf', with --srf-normalize "
+                       "none), srf.csv and plots. The SRF is in the files' own units (it carries the gain between "
+                       "the two sensors); the PSF sums to one.")
+    pair_options(p)
+    p.add_argument("--kernel-size", type=_positive_int, help="hysure: PSF side (default 2r+1)")
+    p.add_argument("--iterations", type=_positive_int, help="udaln: stage-1 iterations (default 20000)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("pair", help="real pair end to end: mask, estimate, check registration, fuse, no-reference "
+                       "scores, figures",
+                       description="The blind-fusion workflow for a real pair with no reference (see "
+                       "hsfuse.workflows.blind): no-data masking, PSF/SRF estimation, co-registration check, "
+                       "fusion with each method, QNR and consistency scores, figures; all into OUTDIR.")
+    pair_options(p)
+    p.add_argument("--methods", nargs="+", default=["fuse", "udaln"], help="fusion methods (default: fuse udaln)")
+    p.add_argument("--schedule", choices=["paper", "fast"], default="fast", help="UDALN schedule (default fast)")
+    p.add_argument("--shift-threshold", type=float, default=0.5, help="co-registration warning threshold in HSI "
+                   "pixels (default 0.5)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=cmd_pair)
 
     p = sub.add_parser("bench", help="methods x scenes x ratios -> CSV/JSON/Markdown table",
                        description="Simulate each case with one preset, fuse with each method, evaluate with one "

@@ -37,6 +37,9 @@ SCENES: dict[str, SceneInfo] = {
     "jasper_ridge": SceneInfo("derived/jasper_ridge.npz", "cube",
                               "AVIRIS Jasper Ridge, 100x100x198, approx. 380-2500 nm", scale_key="scale"),
     "samson": SceneInfo("derived/samson.npz", "cube", "Samson, 95x95x156, approx. 401-889 nm"),
+    # the hyperspectral half of the real Houston pair, used alone as a reference scene (UDALN's paper setting)
+    "houston2018": SceneInfo("derived/houston2018.npz", "hsi",
+                             "CASI Houston 2018 (GRSS DFC) crop, 128x128x48, approx. 380-1050 nm"),
 }
 
 

@@ -24,6 +24,7 @@ from ..types import FusionMeasurement
 from .bicubic import fuse_bicubic
 from .gsa import fuse_gsa
 from .sylvester import fuse_fuse
+from .udaln import fuse_udaln
 
 __all__ = ["MethodSpec", "METHODS", "get_method", "fuse"]
 
@@ -40,6 +41,8 @@ class MethodSpec:
         needs_srf: the result depends on the SRF in ``physics`` being right.
         reference: the paper (and code base) the implementation follows.
         needs_training: the method needs trained weights (deep models); classical methods do not.
+        fits_per_image: the method optimises a model on each image pair (minutes on a CPU, e.g. UDALN); the
+            demo and the default benchmark leave it out (name it explicitly to run it).
     """
 
     name: str
@@ -49,6 +52,7 @@ class MethodSpec:
     needs_srf: bool
     reference: str
     needs_training: bool = False
+    fits_per_image: bool = False
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -76,6 +80,16 @@ METHODS: dict[str, MethodSpec] = {
         needs_psf=True,
         needs_srf=True,
         reference="Wei, Dobigeon, Tourneret, IEEE TIP 24(11), 2015; R-FUSE, IEEE SPL 23(11), 2016",
+    ),
+    "udaln": MethodSpec(
+        name="udaln",
+        function=fuse_udaln,
+        description="UDALN: unsupervised and blind; learns the PSF, the SRF and a spectral upsampling net from "
+        "the pair itself (three stages; --schedule paper|fast)",
+        needs_psf=False,
+        needs_srf=False,
+        reference="Li, Zheng, Yao, Gao, Hong, IEEE GRSL 19, 2022, art. 6007305 (JiaxinLiCAS/UDALN_GRSL)",
+        fits_per_image=True,
     ),
 }
 

@@ -1,42 +1,62 @@
-"""Learnable observation operators for blind fusion (UDALN, DBIN-style estimators).
+"""Learnable observation operators for blind fusion (UDALN and other per-image estimators).
 
-* :class:`LearnableSpatialDegradation`: the PSF is ``softmax(theta)`` over its ``k x k`` taps, so it stays on
-  the probability simplex (non-negative, sums to one: the blur preserves the mean radiance).
-* :class:`LearnableSpectralResponse`: ``R = softplus(theta) * M`` is non-negative and zero outside an optional
-  support mask ``M`` (e.g. each MSI band's wavelength range); with ``normalize="sum"`` each row is divided by
-  its sum (gradients flow through the normaliser).
+The parameters *are* the operators (the PSF taps, the SRF weights), kept feasible by projection: call
+``project_grad_()`` before every optimiser step (it removes the gradient component that would only change a
+fixed sum: with Adam's per-coordinate scaling that component would otherwise swamp the useful one) and
+``project_()`` after it (:func:`project_simplex`, a Euclidean projection).
 
-Both expose the same ``A`` / ``A_adjoint`` as their fixed counterparts, computed from the current parameters.
+* :class:`LearnableSpatialDegradation`: the PSF lies on the probability simplex (non-negative, sums to one:
+  the blur preserves the mean radiance).
+* :class:`LearnableSpectralResponse`: ``R`` is non-negative and zero outside an optional support mask ``M``
+  (e.g. each MSI band's wavelength range); with ``normalize="sum"`` each row lies on the simplex.
+
+Projection rather than a softmax/softplus reparametrisation keeps the optimiser's steps in the operators' own
+units, so published schedules (learning rates for unconstrained convolution weights, as in UDALN's code)
+transfer; a reparametrised PSF moves ~20x slower under Adam at the same learning rate (measured on Houston,
+r = 4). Both expose the same ``A`` / ``A_adjoint`` as their fixed counterparts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
 from .spatial import Boundary, SpatialDegradation
-from .spectral import SpectralResponse, SrfNormalization, check_srf, normalize_srf
+from .spectral import SpectralResponse, SrfNormalization, check_srf
 
-__all__ = ["LearnableSpatialDegradation", "LearnableSpectralResponse", "support_from_srf"]
-
-_EPS = 1e-12
+__all__ = ["LearnableSpatialDegradation", "LearnableSpectralResponse", "support_from_srf", "project_simplex"]
 
 
-def _inverse_softplus(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp_min(1e-8)
-    return x + torch.log(-torch.expm1(-x))
+def project_simplex(v: torch.Tensor, *, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Euclidean projection of each row of ``v`` ``(..., n)`` onto ``{x >= 0, sum x = 1}``.
+
+    Sort-based algorithm of Held, Wolfe, Crowder (1974) / Duchi, Shalev-Shwartz, Singer, Chandra (ICML 2008):
+    ``x = max(v - tau, 0)`` with ``tau = (sum_{i <= rho} u_i - 1) / rho`` for the sorted values ``u`` and the
+    largest ``rho`` with ``u_rho > (sum_{i <= rho} u_i - 1) / rho``. With ``mask`` (boolean, same shape) the
+    projection is onto the face where unmasked entries are zero.
+    """
+    if mask is not None:
+        v = torch.where(mask, v, torch.full_like(v, -torch.inf))
+    u, _ = torch.sort(v, dim=-1, descending=True)
+    finite = torch.isfinite(u)
+    css = torch.cumsum(torch.where(finite, u, torch.zeros_like(u)), dim=-1) - 1.0
+    k = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    cond = (u - css / k > 0) & finite
+    rho = cond.to(v.dtype).cumsum(dim=-1).argmax(dim=-1, keepdim=True)  # last index where cond holds
+    tau = torch.gather(css, -1, rho) / (rho + 1).to(v.dtype)
+    out = (v - tau).clamp_min(0.0)
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
 
 
 class LearnableSpatialDegradation(SpatialDegradation):
-    """Blur + decimation with a learnable simplex-constrained ``k x k`` PSF shared by all bands.
+    """Blur + decimation with a learnable ``k x k`` PSF on the simplex, shared by all bands.
 
     Args:
         ratio: decimation factor ``r``.
-        kernel_size: PSF support ``k`` (default ``r``, UDALN's block PSF).
-        init: optional ``(k, k)`` non-negative initial PSF; default uniform ``1/k^2``.
+        kernel_size: PSF support ``k`` (default ``r``: UDALN's PSF, an average over disjoint ``r x r`` blocks).
+        init: optional ``(k, k)`` non-negative initial PSF (normalised); default uniform ``1/k^2``.
         offset, boundary: as in :class:`SpatialDegradation`.
     """
 
@@ -50,28 +70,44 @@ class LearnableSpatialDegradation(SpatialDegradation):
         boundary: Boundary = "circular",
     ) -> None:
         k = int(kernel_size) if kernel_size is not None else int(ratio)
-        super().__init__(ratio=ratio, psf=torch.full((k, k), 1.0 / (k * k), dtype=torch.float64), offset=offset,
-                         boundary=boundary)
-        start = torch.full((k, k), 1.0 / (k * k), dtype=torch.float64) if init is None else torch.as_tensor(init)
-        if start.shape != (k, k) or torch.any(start < 0) or float(start.sum()) <= 0:
-            raise InputError(f"PSF init must be a non-negative ({k}, {k}) kernel with a positive sum")
-        start = start.to(torch.float64) / start.sum()
-        self.theta = nn.Parameter(torch.log(start.clamp_min(1e-12)).to(torch.float32))
+        if k < 1:
+            raise InputError(f"PSF kernel_size must be a positive integer, got {kernel_size!r}")
+        uniform = torch.full((k, k), 1.0 / (k * k), dtype=torch.float64)
+        super().__init__(ratio=ratio, psf=uniform, offset=offset, boundary=boundary)
+        start = uniform if init is None else torch.as_tensor(init, dtype=torch.float64)
+        if start.shape != (k, k) or not torch.isfinite(start).all() or torch.any(start < 0) or float(start.sum()) <= 0:
+            raise InputError(f"PSF init must be a finite non-negative ({k}, {k}) kernel with a positive sum")
+        self.weight = nn.Parameter((start / start.sum()).to(torch.float32))
 
     @property
     def psf(self) -> torch.Tensor:
-        k = self.theta.shape[-1]
-        return torch.softmax(self.theta.reshape(-1), dim=0).reshape(k, k)
+        return self.weight
+
+    @torch.no_grad()
+    def project_grad_(self) -> None:
+        """Remove the gradient's component along ``1`` (it would only change the sum, which is fixed)."""
+        if self.weight.grad is not None:
+            self.weight.grad.sub_(self.weight.grad.mean())
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Put the PSF back on the simplex (non-negative, sums to one)."""
+        self.weight.copy_(project_simplex(self.weight.reshape(-1)).reshape(self.weight.shape))
 
 
-def support_from_srf(matrix: torch.Tensor | np.ndarray, *, contiguous: bool = True) -> torch.Tensor:
-    """Boolean ``(m, L)`` support: where each row of a reference SRF is positive.
+def support_from_srf(matrix: torch.Tensor | np.ndarray, *, contiguous: bool = True,
+                     threshold: float = 0.0) -> torch.Tensor:
+    """Boolean ``(m, L)`` support: where each row of a reference SRF exceeds ``threshold`` times its maximum.
 
-    With ``contiguous=True`` each row's support is the whole range from its first to its last positive entry
-    (UDALN's ``sp_range``).
+    ``threshold=0`` keeps every positive entry; ``0.01`` keeps the range where the band responds with at least
+    1 % of its peak (how :class:`~hsfuse.physics.srf_library.SensorResponse` reports band spans). With
+    ``contiguous=True`` each row's support is the whole range from its first to its last kept entry (UDALN's
+    ``sp_range``).
     """
     R = check_srf(matrix)
-    mask = R > 0
+    if not (0.0 <= float(threshold) < 1.0):
+        raise InputError(f"threshold must be in [0, 1), got {threshold!r}")
+    mask = R > float(threshold) * R.amax(dim=1, keepdim=True).clamp_min(0)
     if contiguous:
         for i in range(mask.shape[0]):
             idx = torch.nonzero(mask[i]).reshape(-1)
@@ -89,7 +125,8 @@ class LearnableSpectralResponse(SpectralResponse):
         msi_bands, hsi_bands: matrix size ``m x L``.
         init: optional non-negative ``(m, L)`` start; default uniform over the support.
         support: optional boolean ``(m, L)`` mask (see :func:`support_from_srf`); entries outside stay zero.
-        normalize: ``"sum"`` (rows sum to one) or ``"none"``.
+        normalize: ``"sum"`` (each row on the simplex: non-negative, sums to one) or ``"none"`` (non-negative,
+            free gain).
     """
 
     def __init__(
@@ -106,15 +143,40 @@ class LearnableSpectralResponse(SpectralResponse):
             raise InputError(f"SRF support must be a boolean ({msi_bands}, {hsi_bands}) mask")
         if not torch.all(mask.any(dim=1)):
             raise InputError("every MSI band needs at least one HSI band in its SRF support")
+        if normalize not in ("sum", "none"):
+            raise InputError(f"normalize must be 'sum' or 'none', got {normalize!r}")
         start = mask.to(torch.float64) if init is None else check_srf(init, hsi_bands=hsi_bands).to(torch.float64)
         if start.shape[0] != msi_bands or torch.any(start < 0):
             raise InputError(f"SRF init must be a non-negative ({msi_bands}, {hsi_bands}) matrix")
-        super().__init__(torch.where(mask, start, torch.zeros_like(start)) + _EPS, normalize="none")
+        start = torch.where(mask, start, torch.zeros_like(start))
+        if torch.any(start.sum(dim=1) <= 0):
+            raise InputError("SRF init has a row that is zero on its whole support")
+        if normalize == "sum":
+            start = start / start.sum(dim=1, keepdim=True)
+        super().__init__(start, normalize="none")
         self.normalize = normalize
         self.register_buffer("support", mask)
-        self.theta = nn.Parameter(_inverse_softplus(start + _EPS).to(torch.float32))
+        self.weight = nn.Parameter(start.to(torch.float32))
 
     @property
     def matrix(self) -> torch.Tensor:
-        R = F.softplus(self.theta) * self.support
-        return normalize_srf(R, normalize=self.normalize) if self.normalize != "none" else R
+        return self.weight * self.support
+
+    @torch.no_grad()
+    def project_grad_(self) -> None:
+        """For ``"sum"``: remove each row's mean gradient over its support (the sum is fixed); zero off-support."""
+        g = self.weight.grad
+        if g is None:
+            return
+        g.mul_(self.support)
+        if self.normalize == "sum":
+            mean = g.sum(dim=1, keepdim=True) / self.support.sum(dim=1, keepdim=True)
+            g.sub_(mean * self.support)
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Back to the feasible set: zero off the support, non-negative, rows on the simplex for ``"sum"``."""
+        if self.normalize == "sum":
+            self.weight.copy_(project_simplex(self.weight, mask=self.support))
+        else:
+            self.weight.copy_((self.weight * self.support).clamp_min(0.0))

@@ -37,6 +37,7 @@ __all__ = [
     "blur",
     "blur_adjoint",
     "decimate",
+    "blur_decimate",
     "decimate_adjoint",
     "psf_to_otf",
     "SpatialDegradation",
@@ -174,6 +175,26 @@ def decimate(x: torch.Tensor, *, ratio: int, offset: int) -> torch.Tensor:
     return x[..., offset::r, offset::r]
 
 
+def blur_decimate(x: torch.Tensor, psf: torch.Tensor, *, ratio: int, offset: int,
+                  boundary: Boundary = "circular") -> torch.Tensor:
+    """``decimate(blur(x, psf), ratio, offset)`` computed only at the kept pixels (a strided convolution).
+
+    Exactly equal to the two-step form, ``r^2`` times fewer multiply-adds; ``(N, C, H, W) -> (N, C, H/r, W/r)``.
+    """
+    r = check_ratio(ratio)
+    _check_offset(offset, r)
+    psf = check_psf(psf, channels=x.shape[1])
+    k = psf.shape[-1]
+    _check_boundary(boundary, x, k)
+    H, W = x.shape[-2:]
+    if H % r or W % r:
+        raise InputError(f"image size {H}x{W} is not a multiple of the ratio {r}; crop it to a multiple first")
+    before, after = _pads(k)
+    w = _depthwise_weight(psf, x.shape[1], flip=True, like=x)
+    padded = _pad(x, before, after, boundary)[..., offset:, offset:]
+    return F.conv2d(padded, w, stride=r, groups=x.shape[1])[..., : H // r, : W // r]
+
+
 def decimate_adjoint(y: torch.Tensor, *, ratio: int, offset: int) -> torch.Tensor:
     """Adjoint of :func:`decimate`: zero-filled upsampling ``(N, C, h, w) -> (N, C, r h, r w)``."""
     r = check_ratio(ratio)
@@ -248,7 +269,7 @@ class SpatialDegradation(nn.Module):
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """``S(B * x)``."""
         x = check_image_tensor(x, "image")
-        return decimate(self.blur(x), ratio=self.ratio, offset=self.offset)
+        return blur_decimate(x, self.psf, ratio=self.ratio, offset=self.offset, boundary=self.boundary)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``B^T S^T y``."""

@@ -323,7 +323,7 @@ def plot_composites(
         return _save(fig, path, overwrite=overwrite, dpi=dpi)
 
 
-def _check_pixels(pixels: Any, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+def _check_pixels(pixels: Any, shape: tuple[int, ...], grid: str = "reference image") -> list[tuple[int, int]]:
     if pixels is None or isinstance(pixels, (str, bytes)) or not isinstance(pixels, Sequence) or len(pixels) == 0:
         raise InputError(f"pixels must be a non-empty list of (row, col) pairs, got {pixels!r}")
     out = []
@@ -333,7 +333,7 @@ def _check_pixels(pixels: Any, shape: tuple[int, ...]) -> list[tuple[int, int]]:
         except (TypeError, ValueError):
             raise InputError(f"each pixel must be a (row, col) pair of integers, got {p!r}") from None
         if not (0 <= r < shape[0] and 0 <= c < shape[1]):
-            raise InputError(f"pixel (row={r}, col={c}) is outside the {shape[0]} x {shape[1]} reference image")
+            raise InputError(f"pixel (row={r}, col={c}) is outside the {shape[0]} x {shape[1]} {grid}")
         out.append((r, c))
     return out
 

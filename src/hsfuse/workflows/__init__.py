@@ -1,0 +1,1 @@
+"""End-to-end workflows built from the lower layers (blind fusion of real pairs)."""
