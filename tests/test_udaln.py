@@ -86,7 +86,8 @@ def test_project_simplex_matches_bisection():
 def test_blur_decimate_equals_two_steps():
     g = torch.Generator().manual_seed(2)
     x = torch.rand(2, 3, 24, 36, generator=g, dtype=torch.float64)
-    for k, r, off, boundary in [(5, 4, 1, "circular"), (4, 4, 1, "reflect"), (7, 3, 2, "circular"), (2, 2, 0, "reflect")]:
+    cases = [(5, 4, 1, "circular"), (4, 4, 1, "reflect"), (7, 3, 2, "circular"), (2, 2, 0, "reflect")]
+    for k, r, off, boundary in cases:
         psf = torch.rand(k, k, generator=g, dtype=torch.float64)
         torch.testing.assert_close(blur_decimate(x, psf, ratio=r, offset=off, boundary=boundary),
                                    decimate(blur(x, psf, boundary=boundary), ratio=r, offset=off), rtol=0, atol=1e-13)

@@ -9,7 +9,8 @@ Three networks, learned from the pair ``(Y, Z)`` = (LR HSI ``(1, L, h, w)``, HR 
   kernel for all bands -> :class:`~hsfuse.physics.LearnableSpatialDegradation`.
 * SpeDnet, the SRF: ``A_r(x) = R x`` with each MSI band a weighting of the HSI bands in its wavelength support
   -> :class:`~hsfuse.physics.LearnableSpectralResponse`.
-* SpeUnet, the spectral upsampling ``g``: per-pixel layers (the code's ``1 x 1`` convolutions) ``m -> 2m -> ... -> 2^n m -> L``
+* SpeUnet, the spectral upsampling ``g``: per-pixel layers (the code's ``1 x 1`` convolutions)
+  ``m -> 2m -> ... -> 2^n m -> L``
   (``n = floor(log2(L / m))``) with LeakyReLU(0.2) after each layer including the last
   (:class:`SpectralUpsampler`). The fused image is ``X = g(Z)``.
 

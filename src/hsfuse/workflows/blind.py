@@ -46,7 +46,8 @@ from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
 from ..types import Cube, FusionMeasurement, infer_ratio
 
-__all__ = ["srgb_to_linear", "ESTIMATORS", "estimate_operators", "in_original_units", "save_operators", "prepare_pair", "PreparedPair", "RealPairResult",
+__all__ = ["srgb_to_linear", "ESTIMATORS", "default_kernel_size", "estimate_operators", "in_original_units",
+           "save_operators", "prepare_pair", "PreparedPair", "RealPairResult",
            "run_real_pair"]
 
 EstimatorName = Literal["hysure", "udaln"]
@@ -160,8 +161,8 @@ def default_kernel_size(y: FusionMeasurement, valid: torch.Tensor | None) -> int
     return k
 
 
-def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysure", support: torch.Tensor | None = None,
-                       valid: torch.Tensor | None = None, kernel_size: int | None = None,
+def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysure",
+                       support: torch.Tensor | None = None, valid: torch.Tensor | None = None, kernel_size: int | None = None,
                        iterations: int | None = None, band_names: list[str] | None = None,
                        hysure_lambda: float = HYSURE_LAMBDA, hysure_refine: int = HYSURE_REFINE,
                        progress: bool = False) -> EstimatedOperators:
@@ -182,7 +183,8 @@ def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysu
     if estimator == "hysure":
         if iterations is not None:
             raise InputError("--iterations is for the udaln estimator; hysure is a direct least-squares solve")
-        return estimate_hysure(y, kernel_size=kernel_size or default_kernel_size(y, valid), support=support, valid=valid, band_names=band_names,
+        return estimate_hysure(y, kernel_size=kernel_size or default_kernel_size(y, valid), support=support,
+                               valid=valid, band_names=band_names,
                                lambda_r=hysure_lambda, lambda_b=hysure_lambda, refine_iterations=hysure_refine)
     if estimator == "udaln":
         if kernel_size is not None:
@@ -285,6 +287,7 @@ def run_real_pair(
     schedule: str = "fast",
     shift_threshold_lr_px: float = 0.5,
     msi_transfer: Transfer = "linear",
+    hysure_lambda: float = HYSURE_LAMBDA,
     q_block: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -304,6 +307,7 @@ def run_real_pair(
         schedule: UDALN's schedule when ``udaln`` is among the methods.
         shift_threshold_lr_px: co-registration warning threshold, in HSI pixels.
         msi_transfer: ``"srgb"`` decodes a gamma-encoded RGB to linear values first (:func:`srgb_to_linear`).
+        hysure_lambda: HySure's smoothness weight (:func:`estimate_operators`).
         q_block: QNR block side at the MSI resolution (default: 32, or the largest multiple of ``r`` that gives
             at least 4 blocks per side).
         progress: progress bars for the long steps; ``say`` receives one-line status messages.
@@ -328,7 +332,8 @@ def run_real_pair(
     report: dict[str, Any] = {
         "hsi": {"shape": list(hsi.shape), "scale": prepared.hsi_scale, "source": hsi.attrs.get("source")},
         "msi": {"shape": list(msi.shape), "scale": prepared.msi_scale, "source": msi.attrs.get("source")},
-        "ratio": r, "nodata_msi_pixels": masked, "msi_transfer": msi_transfer, "q_block": S, "estimator": estimator, "methods": {},
+        "ratio": r, "nodata_msi_pixels": masked, "msi_transfer": msi_transfer, "q_block": S, "estimator": estimator,
+        "methods": {},
     }
     band_names = msi.band_names or [f"band{i + 1}" for i in range(msi.bands)]
     with atomic_output_dir(output, overwrite=overwrite, replaceable=_ours) as tmp:
@@ -336,7 +341,7 @@ def run_real_pair(
         (tmp / "operators").mkdir()
         t0 = time.perf_counter()
         ops = estimate_operators(y, estimator=estimator, support=support, valid=valid, band_names=band_names,
-                                 progress=progress)
+                                 hysure_lambda=hysure_lambda, progress=progress)
         report["estimate"] = {"seconds": time.perf_counter() - t0, "psf_size": ops.psf.shape[-1],
                               **_jsonable({k: v for k, v in ops.diagnostics.items() if k != "history"})}
         save_operators(in_original_units(ops, prepared), tmp / "operators", wavelengths_nm=hsi.wavelengths)
