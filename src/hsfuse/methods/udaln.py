@@ -238,7 +238,7 @@ class UdalnResult:
             callback added.
         seconds: wall time of the optimisation.
         iterations: iterations run (fewer than the schedule's when stopped early).
-        stopped: ``None``, ``"converged"`` (``tol_db``) or ``"callback"``.
+        stopped: ``None``, ``"converged"`` (a stage ended early by ``tol_db``) or ``"callback"``.
         model: the trained networks.
     """
 
@@ -405,6 +405,7 @@ def fit_udaln(
 
     history: list[dict[str, Any]] = []
     stopped: str | None = None
+    converged_early = False
     done = 0
     paused = 0.0
     start = time.perf_counter()
@@ -421,7 +422,6 @@ def fit_udaln(
                     stage_inputs["z_low"] = model.spatial.A(Z)
             active = {1: {"psf", "srf"}, 2: {"up"}, 3: {"up", "psf", "srf"}}[number]
             recent: list[float] = []
-            i = 0
             for i in range(1, stage.iterations + 1):
                 lr = stage.lr_at(i)
                 for g in optimizer.param_groups:
@@ -434,7 +434,7 @@ def fit_udaln(
                 optimizer.step()
                 model.project_()
                 done += 1
-                bar.advance(number, float(loss.detach()), fit)
+                bar.advance(number, loss, fit)
                 if fit is None:
                     continue
                 record = {"stage": number, "iteration": done, "seconds": time.perf_counter() - start - paused,
@@ -450,11 +450,12 @@ def fit_udaln(
                 recent.append(fit)
                 if tol_db is not None and len(recent) > patience:
                     if max(recent[-patience:]) - max(recent[:-patience]) < tol_db:
+                        converged_early = True
                         break  # this stage has converged; go on with the next
             if stopped:
                 break
-            if tol_db is not None and number == 3 and i < stage.iterations:
-                stopped = "converged"
+        if converged_early and stopped is None:
+            stopped = "converged"
     finally:
         torch.set_grad_enabled(grad_mode)
         bar.close()
@@ -500,19 +501,20 @@ class _Progress:
     def __init__(self, *, total: int, enabled: bool) -> None:
         self.bar = None
         if enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("UDALN {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), transient=True)
+                                TimeRemainingColumn(), transient=True, console=Console(stderr=True))
             self.task = self.bar.add_task("stage 1/3", total=total)
             self.bar.start()
         self.fit: float | None = None
 
-    def advance(self, stage: int, loss: float, fit: float | None) -> None:
+    def advance(self, stage: int, loss: torch.Tensor, fit: float | None) -> None:
         if self.bar is None:
-            return
+            return  # (reading the loss would synchronise a GPU every iteration)
         self.fit = fit if fit is not None else self.fit
-        text = f"stage {stage}/3 loss {loss:.3g}" + (f" fit {self.fit:.1f} dB" if self.fit is not None else "")
+        text = f"stage {stage}/3 loss {float(loss.detach()):.3g}" + (f" fit {self.fit:.1f} dB" if self.fit is not None else "")
         self.bar.update(self.task, advance=1, description=text)
 
     def close(self) -> None:
