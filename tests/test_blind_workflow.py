@@ -90,6 +90,12 @@ def test_estimate_command_writes_operators_in_file_units(pair, tmp_path, capsys)
     files = FusionMeasurement(read_cube(folder / "hsi.npz").to_tensor(), read_cube(folder / "msi.npz").to_tensor())
     api = fuse_fuse(files, obs.to(dtype=torch.float32))[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(read_cube(fused).data, api, rtol=1e-5, atol=1e-5 * HSI_UNITS)
+    # ... and so do --psf psf.csv --srf srf.npy (with the gain kept: --srf-normalize none), identically
+    fused2 = tmp_path / "fused2.npz"
+    assert main(["fuse", "--hsi", str(folder / "hsi.npz"), "--msi", str(folder / "msi.npz"), "--method", "fuse",
+                 "--psf", str(out / "psf.csv"), "--srf", str(out / "srf.npy"), "--srf-normalize", "none",
+                 "-o", str(fused2), "-q"]) == 0
+    np.testing.assert_allclose(read_cube(fused2).data, read_cube(fused).data, rtol=1e-5, atol=1e-5 * HSI_UNITS)
     # and the estimate is as good as the truth for fusion: FUSE on the max-scaled pair (as 'hsfuse pair' runs
     # it) with the estimated operators vs FUSE with the true operators on the simulated pair
     prep = prepare_pair(hsi, msi)
