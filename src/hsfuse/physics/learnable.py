@@ -12,8 +12,10 @@ fixed sum: with Adam's per-coordinate scaling that component would otherwise swa
 
 Projection rather than a softmax/softplus reparametrisation keeps the optimiser's steps in the operators' own
 units, so published schedules (learning rates for unconstrained convolution weights, as in UDALN's code)
-transfer; a reparametrised PSF moves ~20x slower under Adam at the same learning rate (measured on Houston,
-r = 4). Both expose the same ``A`` / ``A_adjoint`` as their fixed counterparts.
+transfer. Measured on the simulated Houston pair (r = 4, UDALN's stage 1 at its lr 1e-3): with softmax PSF and
+softplus SRF, 1,000 iterations raised the stage-1 fit from 22.3 to 23.7 dB; projected (with ``project_grad_``)
+it reached 31.3 dB after 125 and 32.2 dB after 1,000; projected without ``project_grad_`` it did not move
+(22.4 dB). Both expose the same ``A`` / ``A_adjoint`` as their fixed counterparts.
 """
 
 from __future__ import annotations
