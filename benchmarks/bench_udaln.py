@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from hsfuse.bench.machine import machine_description
@@ -33,6 +34,7 @@ from hsfuse.methods.udaln import SCHEDULES, fit_udaln
 from hsfuse.metrics.presets import evaluate
 from hsfuse.physics.learnable import support_from_srf
 from hsfuse.physics.srf_library import srf_matrix
+from hsfuse.viz.blind import pad_centred
 
 WV2_BANDS = ["Coastal", "Blue", "Green", "Yellow", "Red", "RedEdge", "NIR1", "NIR2"]
 
@@ -49,18 +51,11 @@ def simulated_pair(*, scene: str, sensor: str, bands: list[str] | None, ratio: i
 
 def relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     """``||estimate - truth||_F / ||truth||_F``, the PSF padded/cropped to the truth's size (centred)."""
-    e, t = estimate.double().cpu(), truth.double().cpu()
+    e, t = estimate.double().cpu().numpy(), truth.double().cpu().numpy()
     if e.shape != t.shape and e.ndim == 2:
         size = max(e.shape[0], t.shape[0])
-
-        def pad(k: torch.Tensor) -> torch.Tensor:
-            out = torch.zeros(size, size, dtype=torch.float64)
-            o = size // 2 - k.shape[0] // 2
-            out[o : o + k.shape[0], o : o + k.shape[0]] = k
-            return out
-
-        e, t = pad(e), pad(t)
-    return float((e - t).norm() / t.norm())
+        e, t = pad_centred(e, size), pad_centred(t, size)
+    return float(np.linalg.norm(e - t) / np.linalg.norm(t))
 
 
 def run(schedules: list[str], *, ratio: int, every: int, device: str, seeds: list[int]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from hsfuse.errors import InputError
 from hsfuse.methods import METHODS, MethodSpec, fuse, fuse_bicubic, fuse_gsa, get_method, upsample_cubic
 
 # networks: tests/test_models_contract.py; per-image optimisers (udaln): tests/test_udaln.py
-CLASSICAL = sorted(n for n, s in METHODS.items() if not (s.needs_training or s.fits_per_image))
+CLASSICAL = sorted(n for n, s in METHODS.items() if s.direct)
 from hsfuse.methods.gsa import band_groups, degrade_msi
 from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
 from hsfuse.types import FusionMeasurement
@@ -134,6 +134,8 @@ def test_registry_entries_and_lookup():
         assert spec.reference and spec.description
     assert not any(METHODS[n].needs_training for n in ("bicubic", "gsa", "fuse"))
     assert all(METHODS[n].needs_training for n in ("two_branch", "dbin", "edbin", "dhifnet"))
+    assert METHODS["udaln"].fits_per_image and not METHODS["udaln"].direct  # left out of demo / default bench
+    assert all(METHODS[n].direct for n in ("bicubic", "gsa", "fuse"))
     assert get_method("fuse").needs_psf and get_method("fuse").needs_srf
     assert not get_method("gsa").needs_srf and not get_method("bicubic").needs_psf
     with pytest.raises(InputError, match="bicubic, dbin, dhifnet, edbin, fuse, gsa, two_branch"):

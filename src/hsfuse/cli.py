@@ -498,7 +498,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .methods.registry import METHODS
 
     cases = [parse_case(c) for c in args.case] if args.case else list(DEFAULT_CASES)
-    methods = args.methods or [n for n, s in METHODS.items() if not (s.needs_training or s.fits_per_image)]
+    methods = args.methods or [n for n, s in METHODS.items() if s.direct]
     total = len(cases) * len(args.ratios) * len(methods)
     from rich.progress import Progress
 

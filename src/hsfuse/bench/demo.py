@@ -50,8 +50,7 @@ def run_demo(
     ``msi.npz``, ``metrics.json`` and ``demo.png``. Existing files are refused unless ``overwrite``."""
     say = on_progress or (lambda _msg: None)
     outdir = Path(outdir)
-    names = list(methods) if methods else [n for n, spec in METHODS.items()
-                                              if not (spec.needs_training or spec.fits_per_image)]
+    names = list(methods) if methods else [n for n, spec in METHODS.items() if spec.direct]
     planned = [outdir / f"{n}.npz" for n in ("reference", "hsi", "msi")] + [outdir / f"fused_{m}.npz" for m in names]
     planned += [outdir / "metrics.json", outdir / "demo.png"]
     outdir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,11 @@ class MethodSpec:
     needs_training: bool = False
     fits_per_image: bool = False
 
+    @property
+    def direct(self) -> bool:
+        """Runs in seconds with nothing prepared: no trained weights, no per-image fitting (demo, default bench)."""
+        return not (self.needs_training or self.fits_per_image)
+
 
 METHODS: dict[str, MethodSpec] = {
     "bicubic": MethodSpec(

@@ -54,7 +54,7 @@ from ..errors import InputError
 from ..estimation.operators import EstimatedOperators, check_single_pair, check_valid_mask, lowres_valid
 from ..physics import FusionObservation, SpatialDegradation, SpectralResponse
 from ..physics.learnable import LearnableSpatialDegradation, LearnableSpectralResponse, support_from_srf
-from ..physics.spectral import SrfNormalization
+from ..physics.spectral import SrfNormalization, apply_srf
 from ..types import FusionMeasurement, infer_ratio
 
 __all__ = [
@@ -292,7 +292,7 @@ def _build_model(y: FusionMeasurement, *, ratio: int, support: torch.Tensor, srf
         start = gaussian_srf_init(support)
         if srf_normalize == "none":  # free gain: start from the gain that matches the band means
             w = None if lr_valid is None else lr_valid.to(y.hsi)[None, None]
-            y_proj = torch.einsum("ml,nlhw->nmhw", start.to(y.hsi), y.hsi)
+            y_proj = apply_srf(y.hsi, start)
             z_low = F.avg_pool2d(y.msi, ratio)
             num = z_low.mean(dim=(0, 2, 3)) if w is None else (z_low * w).sum(dim=(0, 2, 3)) / w.sum()
             den = y_proj.mean(dim=(0, 2, 3)) if w is None else (y_proj * w).sum(dim=(0, 2, 3)) / w.sum()

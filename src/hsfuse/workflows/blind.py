@@ -23,6 +23,7 @@ an estimate in the forms ``hsfuse fuse`` accepts; :func:`run_real_pair` is the w
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +45,8 @@ from ..methods.udaln import estimate_udaln, fit_udaln
 from ..metrics.no_reference import consistency, d_lambda, d_s
 from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
+from ..physics.spectral import apply_srf
+from ..viz.blind import plot_convergence, plot_psf, plot_real_pair, plot_srf
 from ..types import Cube, FusionMeasurement, infer_ratio
 
 __all__ = ["srgb_to_linear", "ESTIMATORS", "default_kernel_size", "estimate_operators", "in_original_units",
@@ -199,8 +202,6 @@ def in_original_units(ops: EstimatedOperators, prepared: PreparedPair) -> Estima
 
     ``Z / s_m = R (Y / s_h)`` gives ``Z = (s_m / s_h) R Y``; the PSF is unitless.
     """
-    import dataclasses
-
     return dataclasses.replace(ops, srf=ops.srf * (prepared.msi_scale / prepared.hsi_scale))
 
 
@@ -219,8 +220,6 @@ def save_operators(ops: EstimatedOperators, folder: Path, *, wavelengths_nm: Seq
     * ``srf.csv``: the SRF as a table (HSI band wavelength + one column per MSI band), for reading.
     * ``psf.png``, ``srf.png``: plots (true operators dashed when given).
     """
-    from ..viz.blind import plot_psf, plot_srf
-
     folder = Path(folder)
     description = observation_to_dict(ops.to_observation())
     description["estimated"] = _jsonable({"method": ops.method, **{k: v for k, v in ops.diagnostics.items()
@@ -255,7 +254,7 @@ def _fill_nodata(y: FusionMeasurement, valid: torch.Tensor | None, ops: Estimate
     if valid is None:
         return y
     up = upsample_cubic(y.hsi.double(), ratio=ops.ratio, offset=ops.offset)
-    guess = torch.einsum("ml,nlhw->nmhw", ops.srf.to(up), up).to(y.msi.dtype)
+    guess = apply_srf(up, ops.srf).to(y.msi.dtype)
     return FusionMeasurement(y.hsi, torch.where(valid[None, None], y.msi, guess))
 
 
@@ -300,8 +299,9 @@ def run_real_pair(
             missing pixels.
         output: folder to create (an existing one only with ``overwrite``, and only if it holds files of a
             previous run).
-        methods: fusion methods; ``udaln`` learns its own operators (its report also scores it with them),
-            the others use the estimated PSF and SRF.
+        methods: fusion methods; ``udaln`` learns its own operators, with a free SRF gain
+            (``srf_normalize="none"``: the two images are scaled separately) and is also scored with them; the
+            others use the estimated PSF and SRF.
         estimator: ``"hysure"`` or ``"udaln"`` (:func:`estimate_operators`).
         support: optional ``(m, L)`` boolean: HSI bands each MSI band may respond to.
         schedule: UDALN's schedule when ``udaln`` is among the methods.
@@ -348,8 +348,7 @@ def run_real_pair(
         say(f"estimated the PSF ({ops.psf.shape[-1]}x{ops.psf.shape[-1]}) and the SRF with {estimator} in "
             f"{report['estimate']['seconds']:.1f} s")
         check = check_coregistration(y, ops, threshold_lr_px=shift_threshold_lr_px, valid=valid)
-        report["registration"] = _jsonable(vars(check) if not hasattr(check, "__dataclass_fields__")
-                                           else {k: getattr(check, k) for k in check.__dataclass_fields__})
+        report["registration"] = _jsonable(dataclasses.asdict(check))
         say(("co-registration: " if check.ok else "WARNING co-registration: ") + check.message)
         filled = _fill_nodata(y, valid, ops)
         physics = ops.to_observation()
@@ -362,8 +361,6 @@ def run_real_pair(
                 fused = res.estimate
                 extra = {"udaln_psf": res.operators.psf.tolist(), "udaln_srf": res.operators.srf.tolist(),
                          "iterations": res.iterations}
-                from ..viz.blind import plot_convergence
-
                 plot_convergence(res.history, path=tmp / "udaln_convergence.png", keys=["loss", "fit_db"])
                 own = _scores(fused, y, res.operators, valid, q_block=S)
                 extra["scores_with_own_operators"] = own
@@ -376,8 +373,6 @@ def run_real_pair(
             cube = Cube.from_tensor((fused * prepared.hsi_scale).float(), like=hsi, geo=msi.geo, nodata=None,
                                     attrs={"method": name, "estimator": estimator})
             write_cube(cube, tmp / f"fused_{name}.npz")
-            from ..viz.blind import plot_real_pair
-
             plot_real_pair(hsi, msi, cube, path=tmp / f"overview_{name}.png",
                            valid=None if valid is None else valid.numpy(), title=f"{name} (operators: {estimator})")
             say(f"{name}: QNR {scores['qnr']:.4f} (D_lambda {scores['d_lambda']:.4f}, D_s {scores['d_s']:.4f}); "
