@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "hsfuse"
 # rank of each top-level module/package; a module may import only modules of lower or equal rank
 # (methods sit above models: the method registry lists the networks, networks never import methods)
 RANK = {"errors": 0, "_checks": 0, "types": 0, "io": 0, "physics": 1, "metrics": 2, "models": 3, "methods": 3.5,
-        "estimation": 3.5, "data": 4, "training": 4, "bench": 5, "viz": 5, "workflows": 5, "cli": 6}
+        "estimation": 3.5, "data": 4, "training": 4, "synthesis": 4.5, "bench": 5, "viz": 5, "workflows": 5, "cli": 6}
 
 
 def _layer(parts: tuple[str, ...]) -> str:

@@ -337,7 +337,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     sampler = PatchSampler(scenes, family, patch_size=patch, augment=not args.no_augment, seed=args.seed)
     options = TrainOptions(method=args.method, config=config, steps=args.steps, batch_size=args.batch_size,
                            lr=args.lr, seed=args.seed, val_every=args.val_every,
-                           ckpt_every=args.ckpt_every, amp=args.amp, device=args.device)
+                           ckpt_every=args.ckpt_every, amp=args.amp, device=args.device,
+                           init_from=args.init_from)
     data = {"wavelengths_nm": None if first.wavelengths is None else [float(v) for v in first.wavelengths],
             "msi_band_names": names,
             "description": {"train": [str(s) for s in args.data], "val": [str(s) for s in (args.val or [])],
@@ -532,6 +533,176 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------- synth
+
+
+class _callback_progress:
+    """A rich progress bar fed by ``callback(done, total)``, labelled ``label`` (off when ``quiet``)."""
+
+    def __init__(self, label: str, *, quiet: bool) -> None:
+        self.label = label
+        self.quiet = quiet
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        return None if self.quiet else self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=_console(stderr=True), transient=True)
+            self.task = self.bar.add_task(self.label, total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The options among ``names`` given on the command line (``None`` = keep the library default)."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _precheck_run(args: argparse.Namespace, command: str) -> None:
+    """Refuse an existing run (without --resume) or a foreign folder before reading any data."""
+    if not args.resume:
+        from .training.engine import check_run_dir
+
+        check_run_dir(Path(args.output), {}, resume=False, keys=(), command=command)
+
+
+def cmd_synth_train_unmixing(args: argparse.Namespace) -> int:
+    from .data.patches import load_training_scenes
+    from .data.scenes import load_scene
+    from .errors import InputError
+    from .io.atomic import atomic_output
+    from .synthesis.unmixing import UnmixingTrainOptions, load_unmixing, rgb_response, train_unmixing
+    from .workflows.synthesis import reference_unmixing, unmixing_accuracy
+
+    say = _progress_printer(args.quiet)
+    _precheck_run(args, "hsfuse synth train-unmixing")
+    options = UnmixingTrainOptions(**_given(args, ("config", "endmembers", "steps", "batch_size", "patch_size", "lr",
+                                                   "init", "seed", "device", "ckpt_every")))
+    scenes = [load_scene(n) for n in args.scene] if args.scene else load_training_scenes(args.data)
+    response = rgb_response(scenes[0].wavelengths, sensor=args.sensor or "canon_eos_5d_mark_ii",
+                            bands=args.rgb_bands)
+    first = scenes[0]
+    say(f"training the unmixing network ({options.config} config, K = {options.net_config().endmembers}) on "
+        f"{len(scenes)} scene(s), {first.bands} bands, RGB from {response.source}, {options.steps} steps -> "
+        f"{args.output}")
+    result = train_unmixing(scenes, response=response, run_dir=args.output, options=options, resume=args.resume,
+                            progress=not args.quiet)
+    say(f"done: {result.steps_done} steps in {result.seconds:.1f} s; weights: {result.last}")
+    if args.scene and len(args.scene) == 1 and reference_unmixing(args.scene[0]) is not None:
+        try:
+            acc = unmixing_accuracy(load_unmixing(args.output, device=args.device or "cpu"), args.scene[0],
+                                    device=args.device or "cpu")
+        except InputError as exc:
+            say(f"no accuracy against the reference unmixing: {exc}")
+        else:
+            path = Path(args.output) / "accuracy.json"
+            with atomic_output(path, overwrite=True) as tmp:
+                Path(tmp).write_text(json.dumps(acc, indent=2) + "\n")
+            print(f"{args.scene[0]}: mean SAD to the reference endmembers {acc['mean_sad_deg']:.2f} deg, abundance "
+                  f"RMSE {acc['abundance_rmse']:.4f}, reconstruction PSNR {acc['reconstruction_psnr_db']:.2f} dB "
+                  f"(wrote {path})")
+    return 0
+
+
+def cmd_synth_unmix(args: argparse.Namespace) -> int:
+    from .io.atomic import check_output_path
+    from .synthesis.unmixing import load_unmixing
+    from .workflows.synthesis import infer_folder, load_rgb_images
+
+    say = _progress_printer(args.quiet)
+    check_output_path(args.output, overwrite=args.overwrite, folder=True)
+    model = load_unmixing(args.weights, device=args.device)
+    images = load_rgb_images(args.rgb or (), example=args.example, scales=args.scales, tile=args.tile,
+                             transfer=args.rgb_transfer, say=say)
+    say(f"unmixing {len(images)} image(s) into K = {model.net.config.endmembers} abundance maps with {model.path}")
+    settings = {"rgb": args.rgb, "example": args.example, "scales": args.scales, "tile": args.tile,
+                "rgb_transfer": args.rgb_transfer}
+    with _callback_progress("images", quiet=args.quiet) as progress:
+        infer_folder(model, images, args.output, overwrite=args.overwrite, device=args.device, settings=settings,
+                     progress=progress)
+    print(f"wrote {args.output}: {len(images)} abundance map file(s), index.json, preview.png")
+    return 0
+
+
+def cmd_synth_train_diffusion(args: argparse.Namespace) -> int:
+    from .synthesis.diffusion import DiffusionTrainOptions, train_diffusion
+    from .workflows.synthesis import load_abundance_folder
+
+    say = _progress_printer(args.quiet)
+    _precheck_run(args, "hsfuse synth train-diffusion")
+    options = DiffusionTrainOptions(**_given(args, ("config", "steps", "batch_size", "crop", "lr", "T", "loss", "seed",
+                                                    "device", "ckpt_every")))
+    maps = []
+    for folder in args.abundances:
+        maps.extend(load_abundance_folder(folder))
+    description = {"abundances": [str(Path(f).resolve()) for f in args.abundances], "maps": len(maps)}
+    say(f"training the abundance diffusion model ({options.config} config) on {len(maps)} map(s) with "
+        f"K = {maps[0].shape[-1]}, crops {options.crop}px, {options.steps} steps -> {args.output}")
+    result = train_diffusion(maps, run_dir=args.output, options=options, description=description, resume=args.resume,
+                             progress=not args.quiet)
+    say(f"done: {result.steps_done} steps in {result.seconds:.1f} s; weights: {result.last}")
+    return 0
+
+
+def cmd_synth_sample(args: argparse.Namespace) -> int:
+    from .synthesis.diffusion import load_diffusion
+    from .workflows.synthesis import sample_to_folder
+
+    say = _progress_printer(args.quiet)
+    model = load_diffusion(args.weights, device=args.device)
+    say(f"sampling {args.n} abundance map(s) {args.size}x{args.size} ({args.sampler}"
+        f"{f', {args.steps} steps' if args.sampler == 'ddim' else ''}) with {model.path}")
+    with _callback_progress("denoising", quiet=args.quiet) as progress:
+        meta = sample_to_folder(model, args.output, n=args.n, size=args.size, sampler=args.sampler, steps=args.steps,
+                                eta=args.eta, seed=args.seed, batch=args.batch, device=args.device,
+                                resume=args.resume, overwrite=args.overwrite, progress=progress, say=say)
+    print(f"wrote {args.output}: {args.n} map(s) in {meta['batches']} batch file(s); raw samples off the simplex "
+          f"before projection: {100 * meta['raw_fraction_invalid']:.2f} % of pixels (min {meta['raw_min']:.3g})")
+    return 0
+
+
+def cmd_synth_make(args: argparse.Namespace) -> int:
+    from .workflows.synthesis import make_dataset
+
+    say = _progress_printer(args.quiet)
+    say(f"synthesising cubes from {args.abundances} with the endmembers of {args.unmixing}")
+    out = make_dataset(args.unmixing, args.abundances, args.output, ext=args.format, msi_sensor=args.msi_sensor,
+                       overwrite=args.overwrite)
+    meta = json.loads((out / "dataset.json").read_text())
+    print(f"wrote {out}: {meta['cubes']} cube(s) with {meta['bands']} bands ({meta['endmembers']} endmembers)"
+          + (f", MSI for {args.msi_sensor}" if args.msi_sensor else "")
+          + f"; train a fusion network with: hsfuse train --data {out}/hsi ...")
+    return 0
+
+
+def cmd_synth_report(args: argparse.Namespace) -> int:
+    from .workflows.synthesis import realism
+
+    say = _progress_printer(args.quiet)
+    say(f"comparing {args.synthetic} with {', '.join(args.scene or args.real)}")
+    r = realism(args.synthetic, args.real, args.output, scenes=args.scene or (), n_components=args.n_components,
+                overwrite=args.overwrite)
+    base = r["sam_real_baseline_deg"]
+    rows = [{"metric": "mean gap", "value": r["mean_gap"]},
+            {"metric": "captured variance", "value": r["captured_variance"]},
+            {"metric": "real explained (top k)", "value": float(sum(r["real_explained"]))},
+            {"metric": "SAM to nearest real, mean (deg)", "value": r["sam_to_real_deg"]["mean"]},
+            {"metric": "baseline real to real, mean (deg)", "value": None if base is None else base["mean"]}]
+    _print_table(rows, title=f"realism of {args.synthetic} ({r['bands']} bands)")
+    print(f"wrote {args.output}: report.md, report.json, realism.png, previews.png, abundances.png")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------- parser
 
 
@@ -661,6 +832,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue the run in RUNDIR from its last checkpoint")
+    p.add_argument("--init-from", metavar="WEIGHTS", help="start from these weights (same method, config, bands and "
+                   "ratio), e.g. a network pre-trained on 'hsfuse synth make' data; fine-tuning")
     p.add_argument("-o", "--output", required=True, help="run folder")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -769,6 +942,127 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("synth", help="synthetic HSIs by unmixing and diffusion: train-unmixing | unmix | "
+                       "train-diffusion | sample | make | report",
+                       description="'Unmixing Before Fusion' (Yu et al., CVPR 2024): learn RGB -> abundances and "
+                       "endmembers from real HSIs, unmix RGB images, train a diffusion model on the abundance maps, "
+                       "sample new maps, synthesise HSIs = endmembers x abundances, and judge their realism.")
+    synth = p.add_subparsers(dest="synth_command", required=True, metavar="SYNTH_COMMAND")
+
+    def synth_common(q: argparse.ArgumentParser, output: str) -> None:
+        q.add_argument("-o", "--output", required=True, help=output)
+        q.add_argument("-q", "--quiet", action="store_true", help="no progress messages or bars")
+
+    q = synth.add_parser("train-unmixing", help="learn RGB -> abundances and the endmembers from real HSIs",
+                         description="Train the unmixing network on real HSIs (each scaled to a maximum of 1) and "
+                         "their RGB simulated through a camera response (or three bands). Resumable. With one "
+                         "--scene that has reference unmixing (jasper_ridge, samson), RUN/accuracy.json scores the "
+                         "learned endmembers and abundances against it.")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", nargs="+", metavar="SRC", help="real HSI files or folders (any supported format)")
+    src.add_argument("--scene", nargs="+", metavar="NAME", help="shared scenes (e.g. jasper_ridge samson pavia_u)")
+    rgb = q.add_mutually_exclusive_group()
+    rgb.add_argument("--sensor", help="camera response for the training RGB (default canon_eos_5d_mark_ii; see "
+                     "'hsfuse srf list')")
+    rgb.add_argument("--rgb-bands", nargs=3, type=int, metavar=("R", "G", "B"),
+                     help="use these three HSI bands (0-based) as the RGB instead of a camera response")
+    q.add_argument("--config", choices=["paper", "small", "tiny"], help="network size (default small)")
+    q.add_argument("--endmembers", type=_positive_int, help="K, the number of endmembers (default: the config's)")
+    q.add_argument("--steps", type=_positive_int, help="optimiser steps (default 2000)")
+    q.add_argument("--batch-size", type=_positive_int, help="patches per step (default 16)")
+    q.add_argument("--patch-size", type=_positive_int, help="patch side (default 64; clipped to the scenes)")
+    q.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4, x0.1 after 75 %% of the steps)")
+    q.add_argument("--init", choices=["atgp", "random"], help="endmember start: ATGP pixels (default) or random")
+    q.add_argument("--ckpt-every", type=_positive_int, help="checkpoint every N steps (default 500)")
+    q.add_argument("--seed", type=int, help="seed (default 0)")
+    q.add_argument("--device", help="cpu (default) or cuda[:N]")
+    q.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+    synth_common(q, "run folder")
+    q.set_defaults(func=cmd_synth_train_unmixing)
+
+    q = synth.add_parser("unmix", help="abundance maps of RGB images with a trained unmixing network",
+                         description="Write DIR/<name>.npz (key 'abundances', H x W x K) per image, index.json and "
+                         "preview.png. Images: PNG/JPEG/TIFF/BMP files or folders (alpha dropped, grey skipped).")
+    q.add_argument("--weights", required=True, help="run folder of 'hsfuse synth train-unmixing' (its last "
+                   "checkpoint) or a checkpoint folder")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--rgb", nargs="+", metavar="SRC", help="RGB image files or folders")
+    src.add_argument("--example", choices=["skimage", "houston2018"], help="skimage: scikit-image's colour photos "
+                     "(needs hsfuse[synth]); houston2018: the shared Houston RGB (has a no-data patch)")
+    q.add_argument("--scales", nargs="+", type=float, default=[1.0], help="also (or only) use each image "
+                   "down-scaled by these factors in (0, 1], area averaging (default 1)")
+    q.add_argument("--rgb-transfer", choices=("linear", "srgb"), default="linear",
+                   help="srgb: decode gamma-encoded photographs (most 8-bit PNG/JPEG) to linear values first; the "
+                   "network was trained on RGB simulated linearly from radiance (default: linear, values as stored)")
+    q.add_argument("--tile", type=_positive_int, help="cut into N x N tiles; tiles touching no-data pixels (all "
+                   "channels 0) are dropped")
+    q.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    q.add_argument("--overwrite", action="store_true", help="replace a previous output folder of this command")
+    synth_common(q, "output folder")
+    q.set_defaults(func=cmd_synth_unmix)
+
+    q = synth.add_parser("train-diffusion", help="train the abundance diffusion model (DDPM) on abundance maps",
+                         description="Train the denoiser on random crops of the abundance maps in DIR (output of "
+                         "'unmix', 'sample' or a synthetic dataset). Resumable.")
+    q.add_argument("--abundances", nargs="+", required=True, metavar="DIR", help="folders of abundance maps")
+    q.add_argument("--config", choices=["paper", "small", "tiny"], help="denoiser size (default small)")
+    q.add_argument("--steps", type=_positive_int, help="optimiser steps (default 5000)")
+    q.add_argument("--batch-size", type=_positive_int, help="crops per step (default 8)")
+    q.add_argument("--crop", type=_positive_int, help="crop side, a multiple of the U-Net's (default 64)")
+    q.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
+    q.add_argument("--T", type=_positive_int, help="diffusion steps of the noise schedule (default 2000)")
+    q.add_argument("--loss", choices=["l1", "l2"], help="noise loss (default l1, the paper's)")
+    q.add_argument("--ckpt-every", type=_positive_int, help="checkpoint every N steps (default 500)")
+    q.add_argument("--seed", type=int, help="seed (default 0)")
+    q.add_argument("--device", help="cpu (default) or cuda[:N]")
+    q.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+    synth_common(q, "run folder")
+    q.set_defaults(func=cmd_synth_train_diffusion)
+
+    q = synth.add_parser("sample", help="generate abundance maps with a trained diffusion model",
+                         description="Write DIR/samples.json and one batch_NNNNN.npz per batch (key 'abundances', "
+                         "b x S x S x K, projected onto the simplex). A killed run keeps its finished batches; "
+                         "--resume continues it with the same options (batch b uses seed + b).")
+    q.add_argument("--weights", required=True, help="run folder of 'hsfuse synth train-diffusion' or a checkpoint")
+    q.add_argument("-n", type=_positive_int, required=True, help="number of maps")
+    q.add_argument("--size", type=_positive_int, required=True, help="map side in pixels (a multiple of the U-Net's)")
+    q.add_argument("--sampler", choices=["ddim", "ancestral"], default="ddim", help="DDIM (default) or the full "
+                   "ancestral chain (T steps)")
+    q.add_argument("--steps", type=_positive_int, default=50, help="DDIM steps (default 50)")
+    q.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic (default), 1 DDPM-like")
+    q.add_argument("--seed", type=int, default=0, help="seed of batch 0 (default 0)")
+    q.add_argument("--batch", type=_positive_int, default=8, help="maps per batch file (default 8)")
+    q.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    q.add_argument("--resume", action="store_true", help="continue an unfinished sample folder")
+    q.add_argument("--overwrite", action="store_true", help="replace a previous sample folder")
+    synth_common(q, "output folder")
+    q.set_defaults(func=cmd_synth_sample)
+
+    q = synth.add_parser("make", help="synthesise HSIs = endmembers x abundances into a dataset folder",
+                         description="One cube per abundance map (hsi/), with its abundances (abundances/), the "
+                         "endmembers (endmembers.csv), optionally the simulated MSI (msi/), and dataset.json.")
+    q.add_argument("--unmixing", required=True, help="run folder of 'hsfuse synth train-unmixing' (the endmembers)")
+    q.add_argument("--abundances", required=True, help="folder of abundance maps ('sample' or 'unmix' output)")
+    q.add_argument("--format", choices=["npz", "mat", "tif", "hdr", "npy"], default="npz", help="cube format "
+                   "(default npz)")
+    q.add_argument("--msi-sensor", help="also write each cube's simulated MSI/RGB for this sensor (name or CSV)")
+    q.add_argument("--overwrite", action="store_true", help="replace a previous dataset folder")
+    synth_common(q, "dataset folder")
+    q.set_defaults(func=cmd_synth_make)
+
+    q = synth.add_parser("report", help="realism of a synthetic dataset against real HSIs",
+                         description="Per-band statistics, principal subspaces and spectral angles of the "
+                         "synthetic cubes against real ones (hsfuse.metrics.realism); writes report.json, report.md, "
+                         "realism.png, previews.png, abundances.png.")
+    q.add_argument("--synthetic", required=True, help="dataset folder of 'hsfuse synth make'")
+    src = q.add_mutually_exclusive_group(required=True)
+    src.add_argument("--real", nargs="+", metavar="SRC", help="real HSI files or folders (same bands)")
+    src.add_argument("--scene", nargs="+", metavar="NAME", help="shared scenes (same bands)")
+    q.add_argument("--n-components", type=_positive_int, default=5, help="principal components compared (default 5)")
+    q.add_argument("--overwrite", action="store_true", help="replace a previous report folder")
+    synth_common(q, "output folder")
+    q.set_defaults(func=cmd_synth_report)
     return parser
 
 

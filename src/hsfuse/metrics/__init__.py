@@ -4,6 +4,8 @@
   and preprocessing helpers; tensors ``(N, C, H, W)`` in, one float64 value per image out.
 * :mod:`~hsfuse.metrics.presets`: :class:`MetricPreset`, the :data:`PRESETS` registry and :func:`evaluate`.
 * :mod:`~hsfuse.metrics.no_reference`: ``d_lambda``, ``d_s``, ``qnr``, ``consistency`` for real pairs.
+* :mod:`~hsfuse.metrics.realism`: :func:`realism_report` (synthetic vs real HSI datasets, ``H x W x B`` arrays),
+  :class:`RealismReport`, ``nearest_angles``, ``abundance_validity``.
 """
 
 from .functional import (
@@ -23,6 +25,7 @@ from .functional import (
 )
 from .no_reference import consistency, d_lambda, d_s, qnr
 from .presets import METRIC_NAMES, PRESETS, MetricPreset, evaluate, get_preset
+from .realism import RealismReport, abundance_validity, nearest_angles, realism_report
 
 __all__ = [
     "MATLAB_EPS",
@@ -47,4 +50,8 @@ __all__ = [
     "sam",
     "ssim",
     "uiqi",
+    "RealismReport",
+    "abundance_validity",
+    "nearest_angles",
+    "realism_report",
 ]

@@ -26,7 +26,7 @@ from ..errors import FileFormatError, InputError, MissingDependencyError
 from ..io.atomic import atomic_output_dir
 from .base import FusionNet
 
-__all__ = ["ModelCard", "save_model", "load_model", "read_card", "resolve_checkpoint", "write_pointer",
+__all__ = ["ModelCard", "save_model", "save_weights_folder", "load_model", "read_card", "resolve_checkpoint", "write_pointer",
            "CARD_NAME", "WEIGHTS_NAME"]
 
 CARD_NAME = "model.json"
@@ -100,17 +100,26 @@ def save_model(net: FusionNet, card: ModelCard, path: str | os.PathLike[str], *,
     ``extra`` maps further file names to writer callbacks ``write(path)`` (the training engine stores its
     optimiser state this way); they land in the same folder in the same atomic rename.
     """
+    return save_weights_folder(net, card.to_json(), path, method=card.method, overwrite=overwrite, extra=extra)
+
+
+def save_weights_folder(net: torch.nn.Module, card_json: str, path: str | os.PathLike[str], *, method: str,
+                        overwrite: bool = False, extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+    """Write any module's ``state_dict`` (safetensors) and a JSON card as a checkpoint folder, atomically.
+
+    The folder layout of :func:`save_model`, for networks whose card is not a fusion :class:`ModelCard`
+    (the synthesis stages'); ``method`` goes into the safetensors metadata.
+    """
     try:
         from safetensors.torch import save_file
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise MissingDependencyError("saving weights needs safetensors: pip install safetensors") from exc
     module = net.module if hasattr(net, "module") else net
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
-    text = card.to_json()
     with atomic_output_dir(path, overwrite=overwrite,
                            replaceable=lambda p: p.name in {CARD_NAME, WEIGHTS_NAME, *(extra or {})}) as tmp:
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "method": card.method})
-        (tmp / CARD_NAME).write_text(text)
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "method": method})
+        (tmp / CARD_NAME).write_text(card_json)
         names = [WEIGHTS_NAME, CARD_NAME]
         for name, write in (extra or {}).items():
             write(tmp / name)

@@ -28,7 +28,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 import time
 import warnings
@@ -45,10 +44,11 @@ from ..data.patches import PatchSampler, ValidationPair
 from ..errors import InputError
 from ..metrics.presets import evaluate, get_preset
 from ..models.base import count_parameters
-from ..models.checkpoint import ModelCard, resolve_checkpoint, save_model, write_pointer
+from ..models.checkpoint import ModelCard, read_card, resolve_checkpoint, save_model, write_pointer
 from ..models.inference import run_network
 from ..models.registry import build_model, get_model_spec, resolve_config
 from . import distributed
+from .engine import check_run_dir, progress_bar, rng_state, set_rng_state
 
 __all__ = ["TrainOptions", "TrainResult", "train"]
 
@@ -72,6 +72,9 @@ class TrainOptions:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         deterministic: ``torch.use_deterministic_algorithms`` (needed for bit-exact resume on GPU).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        init_from: start from these weights (a checkpoint or run folder of the same method, bands and ratio)
+            instead of a random initialisation: fine-tuning, e.g. after pre-training on synthetic data. The
+            optimiser state and step counter start fresh; ignored when resuming (the checkpoint wins).
     """
 
     method: str
@@ -91,6 +94,7 @@ class TrainOptions:
     device: str = "cpu"
     deterministic: bool = True
     grad_clip: float | None = None
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "val_every", "ckpt_every", "log_every"):
@@ -132,19 +136,6 @@ def _make_optimizer(kind: str, params: Any, *, lr: float, recipe: Any) -> torch.
     if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     raise InputError(f"optimizer must be 'adam' or 'sgd', got {kind!r}")
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class _Logger:
@@ -197,6 +188,10 @@ def _card(net: Any, *, options: TrainOptions, sampler: PatchSampler, data: dict[
     )
 
 
+# run.json entries that must agree when a run is resumed
+_RESUME_KEYS = ("method", "config", "batch_size", "patch_size", "seed", "steps", "world_size", "loss", "optimizer",
+                "lr", "schedule", "data")
+
 # the hsfuse preset restricted to metrics defined on any image size (UIQI/Q2n need 32x32 blocks)
 _VAL_METRICS = ("psnr", "ssim", "sam", "ergas", "rmse")
 
@@ -218,29 +213,18 @@ def _validate(net: Any, pairs: Sequence[ValidationPair], *, ratio: int, band_sca
     return metrics, first
 
 
-def _check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool) -> Path | None:
-    """Create or check the run folder; return the checkpoint to resume from (or ``None``)."""
-    meta = run_dir / "run.json"
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(f"run folder {run_dir} is a file; choose another -o")
-    if meta.is_file():
-        if not resume:
-            raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
-                             "another -o")
-        old = json.loads(meta.read_text())
-        description = json.loads(json.dumps(description, default=str))  # tuples -> lists, as stored
-        keys = ("method", "config", "batch_size", "patch_size", "seed", "steps", "world_size", "loss",
-                "optimizer", "lr", "schedule", "data")
-        diff = [k for k in keys if old.get(k) != description.get(k)]
-        if diff:
-            raise InputError(f"{run_dir} holds a run with different {', '.join(diff)}; resume it with the same "
-                             "options or choose another -o")
-        return resolve_checkpoint(run_dir, prefer="last") if (run_dir / "last.json").is_file() else None
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        raise InputError(f"run folder {run_dir} exists and is not an hsfuse run; choose an empty or new folder")
-    if not run_dir.parent.is_dir():
-        raise InputError(f"cannot create run folder {run_dir}: {run_dir.parent} does not exist")
-    return None
+def _init_weights(net: Any, source: str, *, method: str, config: dict[str, Any]) -> None:
+    """Load pre-trained weights into ``net`` after checking they are for the same network and layout."""
+    from safetensors.torch import load_file
+
+    card, folder = read_card(source)
+    if card.method != method or card.config != json.loads(json.dumps(config)):
+        raise InputError(f"init_from {source} holds a {card.method} network with config {card.config}; this run "
+                         f"trains {method} with {config}: pre-train with the same method and config")
+    if (card.hsi_bands, card.msi_bands, card.ratio) != (net.hsi_bands, net.msi_bands, net.ratio):
+        raise InputError(f"init_from {source} was trained for {card.hsi_bands} HSI bands, {card.msi_bands} MSI bands, "
+                         f"ratio {card.ratio}; this run has {net.hsi_bands}, {net.msi_bands}, {net.ratio}")
+    net.load_state_dict(load_file(str(folder / "model.safetensors")))
 
 
 def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.PathLike[str],
@@ -287,7 +271,7 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     problem: Exception | None = None
     if dist_info.is_main:
         try:
-            resume_from = _check_run_dir(run, description, resume=resume)
+            resume_from = check_run_dir(run, description, resume=resume, keys=_RESUME_KEYS, command="hsfuse train")
             run.mkdir(exist_ok=True)
             (run / "checkpoints").mkdir(exist_ok=True)
             if not (run / "run.json").is_file():
@@ -315,6 +299,8 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     done = 0
     best_psnr = -math.inf
     best_metrics: dict[str, float] | None = None
+    if resume_from is None and options.init_from is not None:
+        _init_weights(net, options.init_from, method=options.method, config=asdict(config))
     if resume_from is not None:
         from safetensors.torch import load_file
 
@@ -322,7 +308,7 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
         state = torch.load(resume_from / "state.pt", map_location=device, weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         done = int(state["step"])
         best_psnr = float(state.get("best_psnr", -math.inf))
         best_metrics = state.get("best_metrics")
@@ -347,7 +333,7 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
 
     def checkpoint(step: int, metrics: dict[str, float] | None, is_best: bool) -> Path:
         folder = run / "checkpoints" / f"step_{step:07d}"
-        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state(),
+        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                  "step": step, "best_psnr": best_psnr, "best_metrics": best_metrics}
         card = _card(net, options=options, sampler=sampler, data=data, step=step, metrics=metrics)
         save_model(net, card, folder, overwrite=True, extra={"state.pt": lambda p: torch.save(state, p)})
@@ -361,14 +347,9 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
                 shutil.rmtree(old, ignore_errors=True)
         return folder
 
-    bar = None
+    bar = task = None
     if progress and dist_info.is_main:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(TextColumn(f"train {options.method}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-        task = bar.add_task("train", total=options.steps, completed=done, info="")
-        bar.start()
+        bar, task = progress_bar(f"train {options.method}", total=options.steps, done=done)
     t0 = time.perf_counter()
     last_path = resume_from
     running = 0.0

@@ -46,6 +46,7 @@ from ..metrics.no_reference import consistency, d_lambda, d_s
 from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
 from ..physics.spectral import apply_srf
+from ..physics.transfer import Transfer, srgb_to_linear, to_linear
 from ..viz.blind import plot_convergence, plot_psf, plot_real_pair, plot_srf
 from ..types import Cube, FusionMeasurement, infer_ratio
 
@@ -88,34 +89,10 @@ class PreparedPair:
     msi_scale: float
 
 
-Transfer = Literal["linear", "srgb"]
-
-
-def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-    """Undo the sRGB transfer function (IEC 61966-2-1) on values in ``[0, 1]``.
-
-    ``v / 12.92`` for ``v <= 0.04045``, else ``((v + 0.055) / 1.055) ** 2.4``. Camera RGB products (8-bit JPEG
-    or TIFF) are usually gamma-encoded; the observation model ``Y_m = R Z`` is linear in radiance, so such an
-    MSI must be decoded before any SRF is fitted or used.
-    """
-    v = np.clip(values, 0.0, 1.0)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
 def _decode(cube: Cube, transfer: Transfer) -> np.ndarray:
-    data = cube.data.astype(np.float64)
-    if transfer == "linear":
-        return data
-    if transfer != "srgb":
+    if transfer not in ("linear", "srgb"):
         raise InputError(f"msi_transfer must be 'linear' or 'srgb', got {transfer!r}")
-    if np.issubdtype(cube.data.dtype, np.integer):
-        full = float(np.iinfo(cube.data.dtype).max)
-    else:
-        full = 1.0
-        if np.nanmax(data) > 1.0 + 1e-6:
-            raise InputError("an sRGB-encoded MSI in floating point must lie in [0, 1]; its maximum is "
-                             f"{np.nanmax(data):g} (integer images are divided by their type's maximum)")
-    return srgb_to_linear(data / full)
+    return to_linear(cube.data, transfer)
 
 
 def prepare_pair(hsi: Cube, msi: Cube, *, ratio: int | None = None, msi_transfer: Transfer = "linear") -> PreparedPair:
