@@ -270,3 +270,35 @@ def test_two_process_ddp_matches_one_process_with_the_combined_batch(tmp_path):
     # takes identical steps up to float summation order
     for k in w1:
         assert torch.allclose(wd[k], w1[k], rtol=1e-4, atol=1e-6), k
+
+
+# ---------------------------------------------------------------------------------------------- fine-tuning
+
+
+def test_init_from_starts_from_the_given_weights(tmp_path):
+    """Fine-tuning: a run with ``init_from`` starts from the source's weights, not a fresh initialisation; the
+    source must be the same method/config/layout."""
+    sampler = _sampler()
+    base = dict(method="dbin", config="tiny", batch_size=2, ckpt_every=10, val_every=10, log_every=1)
+    train(TrainOptions(steps=3, **base), sampler, run_dir=tmp_path / "pre", progress=False)
+    pre = _weights(tmp_path / "pre")
+    # lr 1e-12: one Adam step moves each weight by about 1e-12, so the result is the source's weights
+    train(TrainOptions(steps=1, lr=1e-12, init_from=str(tmp_path / "pre"), seed=5, **base), sampler,
+          run_dir=tmp_path / "ft", progress=False)
+    train(TrainOptions(steps=1, lr=1e-12, seed=5, **base), sampler, run_dir=tmp_path / "fresh", progress=False)
+    ft, fresh = _weights(tmp_path / "ft"), _weights(tmp_path / "fresh")
+    assert all(torch.allclose(ft[k], pre[k], atol=1e-9) for k in pre)
+    assert any(not torch.allclose(fresh[k], pre[k], atol=1e-3) for k in pre)
+    with pytest.raises(InputError, match="pre-train with the same method and config"):
+        train(TrainOptions(steps=1, method="edbin", config="tiny", batch_size=2, init_from=str(tmp_path / "pre")),
+              sampler, run_dir=tmp_path / "bad", progress=False)
+
+
+def test_run_folder_parents_are_created_but_not_through_a_file(tmp_path):
+    sampler = _sampler()
+    opts = TrainOptions(method="dbin", config="tiny", steps=1, batch_size=2)
+    res = train(opts, sampler, run_dir=tmp_path / "runs" / "deep" / "run", progress=False)
+    assert (res.run_dir / "last.json").is_file()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        train(opts, sampler, run_dir=tmp_path / "afile" / "run", progress=False)

@@ -677,7 +677,7 @@ def cmd_synth_make(args: argparse.Namespace) -> int:
     say = _progress_printer(args.quiet)
     say(f"synthesising cubes from {args.abundances} with the endmembers of {args.unmixing}")
     out = make_dataset(args.unmixing, args.abundances, args.output, ext=args.format, msi_sensor=args.msi_sensor,
-                       overwrite=args.overwrite)
+                       msi_bands=args.msi_bands, drop_uncovered=args.drop_uncovered, overwrite=args.overwrite)
     meta = json.loads((out / "dataset.json").read_text())
     print(f"wrote {out}: {meta['cubes']} cube(s) with {meta['bands']} bands ({meta['endmembers']} endmembers)"
           + (f", MSI for {args.msi_sensor}" if args.msi_sensor else "")
@@ -1047,6 +1047,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["npz", "mat", "tif", "hdr", "npy"], default="npz", help="cube format "
                    "(default npz)")
     q.add_argument("--msi-sensor", help="also write each cube's simulated MSI/RGB for this sensor (name or CSV)")
+    q.add_argument("--msi-bands", nargs="+", metavar="BAND", help="keep only these sensor bands (names)")
+    q.add_argument("--drop-uncovered", action="store_true",
+                   help="drop sensor bands outside the cubes' wavelength range (with a warning) instead of refusing")
     q.add_argument("--overwrite", action="store_true", help="replace a previous dataset folder")
     synth_common(q, "dataset folder")
     q.set_defaults(func=cmd_synth_make)

@@ -62,6 +62,7 @@ def _write_endmembers(path: Path, endmembers: np.ndarray, wavelengths: np.ndarra
 
 def write_dataset(out: str | os.PathLike[str], *, endmembers: np.ndarray, abundances: Sequence[np.ndarray],
                   wavelengths_nm: Any = None, ext: str = "npz", msi_sensor: str | None = None,
+                  msi_bands: Sequence[str] | None = None, drop_uncovered: bool = False,
                   provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Synthesise one cube per abundance map and write the dataset folder (module docstring).
 
@@ -72,6 +73,8 @@ def write_dataset(out: str | os.PathLike[str], *, endmembers: np.ndarray, abunda
         wavelengths_nm: ``(C,)`` band centres stored with each cube (needed for ``msi_sensor``).
         ext: file extension of the cubes (``npz``, ``mat``, ``tif``, ``hdr``, ``npy``).
         msi_sensor: a sensor name or SRF ``.csv`` to also write the simulated MSI/RGB.
+        msi_bands, drop_uncovered: keep only these sensor bands / drop the bands the cubes' range does not cover
+            (:func:`hsfuse.physics.srf_library.srf_matrix`).
         provenance: stored in ``dataset.json``.
     """
     ext = ext.lstrip(".").lower()
@@ -87,7 +90,8 @@ def write_dataset(out: str | os.PathLike[str], *, endmembers: np.ndarray, abunda
     if msi_sensor is not None:
         if wl is None:
             raise InputError("simulating an MSI needs the cubes' wavelengths; the unmixing model has none")
-        response, names = srf_matrix(msi_sensor, wl, normalize="sum")
+        response, names = srf_matrix(msi_sensor, wl, normalize="sum", bands=list(msi_bands) if msi_bands else None,
+                                     drop_uncovered=drop_uncovered)
     files = []
     with atomic_output_dir(out, overwrite=overwrite,
                            replaceable=lambda p: p.name in {"hsi", "msi", "abundances", "endmembers.csv",

@@ -65,7 +65,8 @@ def progress_bar(label: str, *, total: int, done: int) -> tuple[Any, Any]:
 
 def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, keys: Sequence[str],
                   command: str) -> Path | None:
-    """Create-or-check the run folder; return the checkpoint to resume from (or ``None``).
+    """Check the run folder (missing parent folders are created later, like ``mkdir -p``); return the
+    checkpoint to resume from (or ``None``).
 
     An existing run is refused unless ``resume``; its ``run.json`` must agree with ``description`` on ``keys``.
     ``command`` names the command that makes such runs, for the messages.
@@ -87,8 +88,9 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise InputError(f"run folder {run_dir} exists and is not an hsfuse run (made by {command}); choose an empty "
                          "or new folder")
-    if not run_dir.parent.is_dir():
-        raise InputError(f"cannot create run folder {run_dir}: {run_dir.parent} does not exist")
+    for parent in run_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"cannot create run folder {run_dir}: {parent} is a file")
     return None
 
 
@@ -151,7 +153,7 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
     """
     run = Path(run_dir)
     resume_from = check_run_dir(run, description, resume=resume, keys=keys, command=command)
-    run.mkdir(exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
     (run / "checkpoints").mkdir(exist_ok=True)
     if not (run / "run.json").is_file():
         (run / "run.json").write_text(json.dumps(description, indent=2, default=str))

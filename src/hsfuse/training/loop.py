@@ -272,7 +272,7 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     if dist_info.is_main:
         try:
             resume_from = check_run_dir(run, description, resume=resume, keys=_RESUME_KEYS, command="hsfuse train")
-            run.mkdir(exist_ok=True)
+            run.mkdir(parents=True, exist_ok=True)
             (run / "checkpoints").mkdir(exist_ok=True)
             if not (run / "run.json").is_file():
                 (run / "run.json").write_text(json.dumps({**description, "options": asdict(options)}, indent=2,

@@ -475,6 +475,7 @@ def _source_info(folder: Path) -> dict[str, Any]:
 
 def make_dataset(unmixing_run: str | os.PathLike[str], abundance_dir: str | os.PathLike[str],
                  out: str | os.PathLike[str], *, ext: str = "npz", msi_sensor: str | None = None,
+                 msi_bands: Sequence[str] | None = None, drop_uncovered: bool = False,
                  overwrite: bool = False) -> Path:
     """Synthesise ``Y = E A`` with the unmixing model's endmembers for every map in ``abundance_dir``.
 
@@ -500,7 +501,8 @@ def make_dataset(unmixing_run: str | os.PathLike[str], abundance_dir: str | os.P
         "abundance_source": {**_source_info(Path(abundance_dir)), "maps": len(maps)},
     }
     return write_dataset(out, endmembers=model.endmembers, abundances=maps, wavelengths_nm=model.wavelengths_nm,
-                         ext=ext, msi_sensor=msi_sensor, provenance=provenance, overwrite=overwrite)
+                         ext=ext, msi_sensor=msi_sensor, msi_bands=msi_bands, drop_uncovered=drop_uncovered,
+                         provenance=provenance, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------------------- realism
