@@ -890,3 +890,32 @@ def test_write_dataset_refuses_to_overwrite_and_is_atomic(tmp_path, monkeypatch)
     with pytest.raises(OutputExistsError):
         sd.write_dataset(out, endmembers=E, abundances=maps, wavelengths_nm=wl, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_short_schedules_that_do_not_reach_noise_warn():
+    from hsfuse.synthesis.diffusion import DiffusionTrainOptions
+
+    with pytest.warns(UserWarning, match="abar_T"):
+        DiffusionTrainOptions(T=100).schedule()  # abar_T = exp(-0.5): far from noise
+
+
+def test_train_diffusion_learns_a_simple_distribution(tmp_path):
+    """Maps that are one pure endmember everywhere (a random one per crop): the denoiser must learn it. The L1
+    noise loss falls, and DDIM samples from the trained model are much closer to a spatially constant map
+    (per-sample spread of each abundance channel, 0 for the data) than samples of the untrained model. (300
+    steps only start this: measured spread 0.31 untrained, 0.18 after 300 steps, 0.09 after 1,500.)"""
+    from hsfuse.synthesis.diffusion import (DiffusionTrainOptions, load_diffusion, sample_abundances,
+                                            train_diffusion)
+
+    maps = [np.broadcast_to(np.eye(3, dtype=np.float32)[k], (16, 16, 3)).copy() for k in range(3)]
+    opts = DiffusionTrainOptions(config="tiny", steps=300, batch_size=8, crop=16, T=1000, beta_start=1e-4,
+                                 beta_end=2e-2, lr=2e-3, ckpt_every=300, log_every=30, seed=0)
+    res = train_diffusion(maps, run_dir=tmp_path / "run", options=opts, progress=False)
+    assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
+    trained = sample_abundances(load_diffusion(tmp_path / "run"), n=8, size=16, steps=20, seed=1).abundances
+    untrained_model = load_diffusion(tmp_path / "run")
+    torch.manual_seed(0)
+    untrained_model.net.load_state_dict(SR3UNet(channels=3, config="tiny").state_dict())
+    untrained = sample_abundances(untrained_model, n=8, size=16, steps=20, seed=1).abundances
+    spread = lambda a: float(a.reshape(8, -1, 3).std(axis=1).mean())  # noqa: E731
+    assert spread(trained) < 0.7 * spread(untrained)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,7 +117,14 @@ class DiffusionTrainOptions:
             raise InputError(f"lr must be positive, got {self.lr}")
 
     def schedule(self) -> NoiseSchedule:
-        return linear_schedule(self.T, beta_start=self.beta_start, beta_end=self.beta_end)
+        """The noise schedule; warns when it does not reach noise (``abar_T > 0.01``): the samplers start
+        from ``N(0, I)``, which such a forward process never produces."""
+        schedule = linear_schedule(self.T, beta_start=self.beta_start, beta_end=self.beta_end)
+        if schedule.abar[-1] > 0.01:
+            warnings.warn(f"the noise schedule ends at abar_T = {schedule.abar[-1]:.3g} (T = {self.T}, beta "
+                          f"{self.beta_start:g}..{self.beta_end:g}): x_T is not close to N(0, I), so sampling "
+                          "starts from the wrong distribution; raise T or beta_end", stacklevel=2)
+        return schedule
 
 
 def _crop_batch(maps: Sequence[np.ndarray], *, step: int, seed: int, batch: int, crop: int) -> torch.Tensor:
