@@ -648,6 +648,7 @@ def _check_resume(train_a, train_b_partial, train_b_rest, a: Path, b: Path, *, s
     assert [s for s, _ in _losses(a)] == list(range(1, steps + 1))
 
 
+@pytest.mark.filterwarnings("ignore:the noise schedule ends")  # a tiny T on purpose: speed
 def test_train_diffusion_resumes_bit_identically(tmp_path):
     from hsfuse.synthesis.diffusion import DiffusionTrainOptions, train_diffusion
 
@@ -721,6 +722,7 @@ def _project_simplex_np(v: np.ndarray) -> np.ndarray:
     return out.reshape(v.shape)
 
 
+@pytest.mark.filterwarnings("ignore:the noise schedule ends")  # a tiny T on purpose: speed
 def test_sample_abundances_gives_simplex_maps_reproducibly(tmp_path):
     from hsfuse.synthesis.diffusion import DiffusionTrainOptions, load_diffusion, sample_abundances, train_diffusion
 

@@ -954,6 +954,14 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("-o", "--output", required=True, help=output)
         q.add_argument("-q", "--quiet", action="store_true", help="no progress messages or bars")
 
+    def synth_run(q: argparse.ArgumentParser) -> None:
+        """Options every synthesis training command shares (checkpoints, seed, device, resume, output)."""
+        q.add_argument("--ckpt-every", type=_positive_int, help="checkpoint every N steps (default 500)")
+        q.add_argument("--seed", type=int, help="seed (default 0)")
+        q.add_argument("--device", help="cpu (default) or cuda[:N]")
+        q.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+        synth_common(q, "run folder")
+
     q = synth.add_parser("train-unmixing", help="learn RGB -> abundances and the endmembers from real HSIs",
                          description="Train the unmixing network on real HSIs (each scaled to a maximum of 1) and "
                          "their RGB simulated through a camera response (or three bands). Resumable. With one "
@@ -974,11 +982,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--patch-size", type=_positive_int, help="patch side (default 64; clipped to the scenes)")
     q.add_argument("--lr", type=float, help="Adam learning rate (default 2e-4, x0.1 after 75 %% of the steps)")
     q.add_argument("--init", choices=["atgp", "random"], help="endmember start: ATGP pixels (default) or random")
-    q.add_argument("--ckpt-every", type=_positive_int, help="checkpoint every N steps (default 500)")
-    q.add_argument("--seed", type=int, help="seed (default 0)")
-    q.add_argument("--device", help="cpu (default) or cuda[:N]")
-    q.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
-    synth_common(q, "run folder")
+    synth_run(q)
     q.set_defaults(func=cmd_synth_train_unmixing)
 
     q = synth.add_parser("unmix", help="abundance maps of RGB images with a trained unmixing network",
@@ -1013,11 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
     q.add_argument("--T", type=_positive_int, help="diffusion steps of the noise schedule (default 2000)")
     q.add_argument("--loss", choices=["l1", "l2"], help="noise loss (default l1, the paper's)")
-    q.add_argument("--ckpt-every", type=_positive_int, help="checkpoint every N steps (default 500)")
-    q.add_argument("--seed", type=int, help="seed (default 0)")
-    q.add_argument("--device", help="cpu (default) or cuda[:N]")
-    q.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
-    synth_common(q, "run folder")
+    synth_run(q)
     q.set_defaults(func=cmd_synth_train_diffusion)
 
     q = synth.add_parser("sample", help="generate abundance maps with a trained diffusion model",

@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint
+from ..models.base import config_from_dict
 from ..models.ddpm_unet import DENOISER_CONFIGS, DenoiserConfig, SR3UNet
 from ..models.diffusion import (NoiseSchedule, ancestral_sample, ddim_sample, ddim_timesteps, linear_schedule,
                                 q_sample, training_noise_levels)
 from ..physics.learnable import project_simplex
-from ..training.engine import StepLoopOptions, StepLoopResult, run_step_loop
+from ..training.engine import StepLoopOptions, StepLoopResult, load_weights, read_checkpoint_card, run_step_loop
 
 __all__ = [
     "DiffusionTrainOptions",
@@ -207,16 +207,10 @@ class AbundanceDiffusion:
 
 def load_diffusion(path: str | os.PathLike[str], *, device: str = "cpu") -> AbundanceDiffusion:
     """Load a checkpoint or run folder written by :func:`train_diffusion` (its last checkpoint)."""
-    from safetensors.torch import load_file
-
-    folder = resolve_checkpoint(path, prefer="last")
-    card = json.loads((folder / CARD_NAME).read_text())
-    if card.get("kind") != DIFFUSION_KIND:
-        raise InputError(f"{folder} is not an abundance diffusion checkpoint (kind "
-                         f"{card.get('kind', 'fusion network')!r}); pass a run made by 'hsfuse synth train-diffusion'")
-    config = DenoiserConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["config"].items()})
-    net = SR3UNet(channels=int(card["channels"]), config=config)
-    net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    folder, card = read_checkpoint_card(path, kind=DIFFUSION_KIND, what="an abundance diffusion",
+                                        command="hsfuse synth train-diffusion")
+    config = config_from_dict(DenoiserConfig, card["config"])
+    net = load_weights(SR3UNet(channels=int(card["channels"]), config=config), folder)
     s = card["schedule"]
     schedule = linear_schedule(int(s["T"]), beta_start=float(s["beta_start"]), beta_end=float(s["beta_end"]))
     return AbundanceDiffusion(net=net.to(device).eval(), schedule=schedule, card=card, path=folder)

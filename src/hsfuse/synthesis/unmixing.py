@@ -27,11 +27,11 @@ import torch
 
 from .._checks import check_finite
 from ..errors import InputError
-from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint
-from ..models.unmixing import UNMIXING_CONFIGS, UnmixingNet, unmixing_loss
+from ..models.base import config_from_dict
+from ..models.unmixing import UNMIXING_CONFIGS, UnmixingConfig, UnmixingNet, unmixing_loss
 from ..physics.srf_library import srf_matrix
 from ..physics.transfer import Transfer, to_linear
-from ..training.engine import StepLoopOptions, StepLoopResult, run_step_loop
+from ..training.engine import StepLoopOptions, StepLoopResult, load_weights, read_checkpoint_card, run_step_loop
 from ..types import Cube
 
 __all__ = [
@@ -287,18 +287,11 @@ class UnmixingModel:
 
 def load_unmixing(path: str | os.PathLike[str], *, device: str = "cpu") -> UnmixingModel:
     """Load a checkpoint folder or run folder written by :func:`train_unmixing` (the last checkpoint)."""
-    from safetensors.torch import load_file
-
-    folder = resolve_checkpoint(path, prefer="last")
-    card = json.loads((folder / CARD_NAME).read_text())
-    if card.get("kind") != UNMIXING_KIND:
-        raise InputError(f"{folder} is not an unmixing checkpoint (kind {card.get('kind', 'fusion network')!r}); "
-                         "pass a run folder made by 'hsfuse synth train-unmixing'")
-    from ..models.unmixing import UnmixingConfig
-
-    config = UnmixingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["config"].items()})
-    net = UnmixingNet(in_bands=int(card["in_bands"]), hsi_bands=int(card["hsi_bands"]), config=config)
-    net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    folder, card = read_checkpoint_card(path, kind=UNMIXING_KIND, what="an unmixing",
+                                        command="hsfuse synth train-unmixing")
+    config = config_from_dict(UnmixingConfig, card["config"])
+    net = load_weights(UnmixingNet(in_bands=int(card["in_bands"]), hsi_bands=int(card["hsi_bands"]), config=config),
+                       folder)
     return UnmixingModel(net=net.to(device).eval(), card=card, path=folder)
 
 

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import InputError
-from ..models.checkpoint import resolve_checkpoint, save_weights_folder, write_pointer
+from ..errors import FileFormatError, InputError
+from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint, save_weights_folder, write_pointer
 
 __all__ = ["StepLoopOptions", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state", "set_rng_state",
-           "progress_bar", "load_training_state"]
+           "progress_bar", "load_training_state", "read_checkpoint_card", "load_weights"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -94,12 +94,33 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
     return None
 
 
+def read_checkpoint_card(path: str | os.PathLike[str], *, kind: str, what: str,
+                         command: str) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint folder that ``path`` names (a run folder: its last checkpoint) and its JSON card, which
+    must be of ``kind`` (``what`` and ``command`` word the refusal)."""
+    folder = resolve_checkpoint(path, prefer="last")
+    try:
+        card = json.loads((folder / CARD_NAME).read_text())
+    except ValueError as exc:
+        raise FileFormatError(f"{folder / CARD_NAME} is corrupt ({exc})") from None
+    if card.get("kind") != kind:
+        raise InputError(f"{folder} is not {what} checkpoint (kind {card.get('kind', 'fusion network')!r}); pass a "
+                         f"run folder made by '{command}'")
+    return folder, card
+
+
+def load_weights(module: torch.nn.Module, folder: Path) -> torch.nn.Module:
+    """Load ``folder/model.safetensors`` into ``module``; return it."""
+    from safetensors.torch import load_file
+
+    module.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    return module
+
+
 def load_training_state(folder: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
                         device: str) -> dict[str, Any]:
     """Load weights, optimiser and RNG state from checkpoint ``folder``; return the saved state dict."""
-    from safetensors.torch import load_file
-
-    module.load_state_dict(load_file(str(folder / "model.safetensors")))
+    load_weights(module, folder)
     state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
