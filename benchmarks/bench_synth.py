@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fusion-config", default='{"width": 32, "resblocks": 1, "iterations": 2}')
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--arms", nargs="+", default=["real", "real+synth", "synth->real", "real+inferred"],
+                    help="fusion arms to run (default: all four)")
     ap.add_argument("--reuse", action="store_true", help="reuse finished stages under OUTPUT/work")
     args = ap.parse_args(argv)
     out = Path(args.output)
@@ -235,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             "real+inferred": [(fusion_sampler(top, synth_inferred, family, patch=p, seed=seed, real_share=0.5), S)],
         }
         for arm, stages in arms.items():
+            if arm not in args.arms:
+                continue
             weights, secs = train_arm(arm, stages, run_root=work / "fusion", seed=seed, config=config,
                                       batch=args.batch, reuse=args.reuse)
             s = score(weights, test)
