@@ -6,6 +6,9 @@ image in proportion to its area, a random position, one of the 8 flips/rotations
 scenes have no preferred orientation; the authors train on whole 256 x 256 maps without augmentation) and
 minimises SR3's L1 noise loss (:mod:`hsfuse.models.diffusion`). Paper: Adam lr ``1e-4``, batch 8, ``T = 2000``,
 ``beta`` linear ``1e-6 .. 1e-2``.
+No exponential moving average of the weights: the authors' config defines one but their code does not use
+it ("not used now"), so samples come from the raw weights, whose quality moves from checkpoint to checkpoint
+(``benchmarks/results/synth_16k``).
 
 Sampling maps a sample back with ``A = (x + 1) / 2`` and then projects each pixel onto the simplex
 (:func:`hsfuse.physics.learnable.project_simplex`) so every generated abundance is valid; the authors use
