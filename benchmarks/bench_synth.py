@@ -12,7 +12,8 @@ Protocol (one case: Pavia University crop + IKONOS B, G, R, NIR, ratio 4, the ``
    urban aerial image like Pavia; its no-data patch is cut out: three valid rectangles), at scales 1/2, 1/4
    and 1/8 (area averaging) so the abundance maps span several ground sampling distances;
 4. **diffusion** (stage 2): the ``small`` SR3 denoiser (T = 2000, linear 1e-6..1e-2, L1 noise loss, Adam 1e-4)
-   is trained on 32 x 32 crops of those maps; ``--samples`` maps of 64 x 64 are drawn with DDIM (50 steps);
+   is trained on 32 x 32 crops of those maps (``--ema``: with a moving average of its weights, a deviation);
+   ``--samples`` maps of 64 x 64 are drawn with DDIM (50 steps);
 5. **synthesis** (stage 3): ``Y = E A`` with the learned endmembers; a realism report against the real set;
 6. **fusion**: the same network (DBIN, reduced width: ``--fusion-config``) is trained with the same number
    of optimiser steps, batch, patch size and seed in four arms:
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--unmix-steps", type=int, default=800)
     ap.add_argument("--diffusion-steps", type=int, default=2000)
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the diffusion weights (0: none, the paper)")
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--fusion-steps", type=int, default=500)
     ap.add_argument("--fusion-config", default='{"width": 32, "resblocks": 1, "iterations": 2}')
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         res = train_diffusion([a for a in inferred if min(a.shape[:2]) >= 32], run_dir=ddpm_dir,
                               options=DiffusionTrainOptions(config="small", steps=args.diffusion_steps, crop=32,
-                                                            batch_size=8, ckpt_every=500),
+                                                            batch_size=8, ckpt_every=500, ema=args.ema),
                               description={"source": "houston2018 RGB, scales 1/2 1/4 1/8"}, resume=True,
                               progress=sys.stderr.isatty())
         timings["diffusion_train"] = {"steps": res.steps_done, "seconds": time.perf_counter() - t,

@@ -63,7 +63,7 @@ def pipeline(tmp_path_factory, data_root):
         ["synth", "unmix", "--weights", p["unmixing"], "--example", "houston2018", "--tile", "64", "--scales", "0.25",
          "-q", "-o", p["houston"]],
         ["synth", "train-diffusion", "--abundances", p["ab"], p["houston"], "--config", "tiny", "--crop", "16",
-         "--steps", "5", "--batch-size", "2", "-q", "-o", p["diffusion"]],
+         "--steps", "5", "--batch-size", "2", "--ema", "0.9", "-q", "-o", p["diffusion"]],
         ["synth", "sample", "--weights", p["diffusion"], "-n", str(N_SAMPLES), "--size", str(SAMPLE_SIZE),
          "--sampler", "ddim", "--steps", "3", "--batch", str(SAMPLE_BATCH), "-q", "-o", p["samples"]],
     ]
@@ -92,6 +92,13 @@ def test_help_for_every_synth_command(capsys):
             main([*cmd, "--help"])
         assert exc.value.code == 0
         assert "usage: hsfuse synth" in capsys.readouterr().out
+
+
+def test_train_diffusion_ema_option_is_stored_and_checkpointed(pipeline):
+    run = json.loads((pipeline["diffusion"] / "run.json").read_text())
+    assert run["options"]["ema"] == 0.9
+    last = pipeline["diffusion"] / json.loads((pipeline["diffusion"] / "last.json").read_text())["checkpoint"]
+    assert (last / "averaged.safetensors").is_file()
 
 
 def test_load_rgb_images_drops_alpha_and_skips_grey(tmp_path):

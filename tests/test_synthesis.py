@@ -667,6 +667,49 @@ def test_train_diffusion_resumes_bit_identically(tmp_path):
     assert any(not torch.equal(init[k], wa[k]) for k in wa)
 
 
+@pytest.mark.filterwarnings("ignore:the noise schedule ends")
+def test_diffusion_ema_follows_its_recursion_resumes_and_leaves_training_unchanged(tmp_path):
+    """EMA by hand from the raw weights after steps 1, 2, 3 (one run without EMA, checkpointed every step):
+    e_1 = w_1, e_s = d e_{s-1} + (1 - d) w_s. The EMA run's raw weights equal the plain run's, its average is
+    the hand recursion, a killed and resumed EMA run ends with the same average, and load_diffusion samples
+    with the average unless asked for the raw weights."""
+    from hsfuse.synthesis.diffusion import DiffusionTrainOptions, load_diffusion, train_diffusion
+    from hsfuse.training.engine import load_averaged
+
+    maps = [_smooth_abundances(20, 20, 3, 1), _smooth_abundances(24, 18, 3, 2)]
+    d = 0.75
+    base = dict(config="tiny", steps=3, batch_size=2, crop=16, T=10, lr=1e-2, ckpt_every=1, log_every=1, seed=3)
+    plain, ema, killed = tmp_path / "plain", tmp_path / "ema", tmp_path / "killed"
+    raw = []
+    for s in (1, 2, 3):  # resume one step at a time to read w_s (resume is exact: tested above)
+        train_diffusion(maps, run_dir=plain, options=DiffusionTrainOptions(**base), progress=False, stop_after=s)
+        raw.append({k: v.double() for k, v in _weights(plain).items()})
+    hand = dict(raw[0])
+    for w in raw[1:]:
+        hand = {k: d * hand[k] + (1 - d) * w[k] for k in hand}
+
+    opts = DiffusionTrainOptions(**base, ema=d)
+    train_diffusion(maps, run_dir=ema, options=opts, progress=False)
+    assert all(torch.equal(_weights(ema)[k], raw[-1][k].float()) for k in raw[-1])
+    got = load_averaged(ema / "checkpoints" / "step_0000003")
+    assert got.keys() == hand.keys()
+    for k in hand:
+        torch.testing.assert_close(got[k].double(), hand[k], rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(got[k].double(), raw[-1][k]) for k in hand)  # the average is not the last step
+
+    train_diffusion(maps, run_dir=killed, options=opts, progress=False, stop_after=2)
+    train_diffusion(maps, run_dir=killed, options=opts, progress=False, resume=True)
+    resumed = load_averaged(killed / "checkpoints" / "step_0000003")
+    assert all(torch.equal(resumed[k], got[k]) for k in got)
+
+    sampled = load_diffusion(ema).net.state_dict()
+    assert all(torch.equal(sampled[k], got[k]) for k in got)
+    raw_net = load_diffusion(ema, averaged=False).net.state_dict()
+    assert all(torch.equal(raw_net[k], raw[-1][k].float()) for k in got)
+    with pytest.raises(InputError, match="ema"):
+        DiffusionTrainOptions(ema=1.0)
+
+
 def test_train_unmixing_resumes_bit_identically(tmp_path):
     from hsfuse.synthesis.unmixing import train_unmixing
 

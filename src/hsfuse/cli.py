@@ -640,8 +640,8 @@ def cmd_synth_train_diffusion(args: argparse.Namespace) -> int:
 
     say = _progress_printer(args.quiet)
     _precheck_run(args, "hsfuse synth train-diffusion")
-    options = DiffusionTrainOptions(**_given(args, ("config", "steps", "batch_size", "crop", "lr", "T", "loss", "seed",
-                                                    "device", "ckpt_every")))
+    options = DiffusionTrainOptions(**_given(args, ("config", "steps", "batch_size", "crop", "lr", "T", "loss", "ema",
+                                                    "seed", "device", "ckpt_every")))
     maps = []
     for folder in args.abundances:
         maps.extend(load_abundance_folder(folder))
@@ -1017,6 +1017,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--lr", type=float, help="Adam learning rate (default 1e-4)")
     q.add_argument("--T", type=_positive_int, help="diffusion steps of the noise schedule (default 2000)")
     q.add_argument("--loss", choices=["l1", "l2"], help="noise loss (default l1, the paper's)")
+    q.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and sample "
+                   "with it; default 0: none, as in the authors' code")
     synth_run(q)
     q.set_defaults(func=cmd_synth_train_diffusion)
 

@@ -6,9 +6,11 @@ image in proportion to its area, a random position, one of the 8 flips/rotations
 scenes have no preferred orientation; the authors train on whole 256 x 256 maps without augmentation) and
 minimises SR3's L1 noise loss (:mod:`hsfuse.models.diffusion`). Paper: Adam lr ``1e-4``, batch 8, ``T = 2000``,
 ``beta`` linear ``1e-6 .. 1e-2``.
-No exponential moving average of the weights: the authors' config defines one but their code does not use
-it ("not used now"), so samples come from the raw weights, whose quality moves from checkpoint to checkpoint
-(``benchmarks/results/synth_16k``).
+By default no exponential moving average (EMA) of the weights: the authors' config defines one but their code
+does not use it ("not used now"), so samples come from the raw weights, whose quality moves from checkpoint to
+checkpoint (``benchmarks/results/synth_16k``). ``DiffusionTrainOptions(ema=0.999)`` (a deviation, as in DDPM and
+most diffusion code) also keeps ``theta_ema <- d theta_ema + (1 - d) theta`` after every step (the first step
+copies ``theta``), checkpointed and resumed with the run; :func:`load_diffusion` then samples with it.
 
 Sampling maps a sample back with ``A = (x + 1) / 2`` and then projects each pixel onto the simplex
 (:func:`hsfuse.physics.learnable.project_simplex`) so every generated abundance is valid; the authors use
@@ -38,7 +40,8 @@ from ..models.ddpm_unet import DENOISER_CONFIGS, DenoiserConfig, SR3UNet
 from ..models.diffusion import (NoiseSchedule, ancestral_sample, ddim_sample, ddim_timesteps, linear_schedule,
                                 q_sample, training_noise_levels)
 from ..physics.learnable import project_simplex
-from ..training.engine import StepLoopOptions, StepLoopResult, load_weights, read_checkpoint_card, run_step_loop
+from ..training.engine import (StepLoopOptions, StepLoopResult, load_averaged, load_weights, read_checkpoint_card,
+                               run_step_loop)
 
 __all__ = [
     "DiffusionTrainOptions",
@@ -87,6 +90,7 @@ class DiffusionTrainOptions:
         lr: Adam learning rate (constant, as in the paper).
         T, beta_start, beta_end: the linear noise schedule.
         loss: ``"l1"`` (paper) or ``"l2"``.
+        ema: decay ``d`` of an exponential moving average of the weights, in ``[0, 1)``; ``0`` (the paper): none.
         seed, device, ckpt_every, log_every.
     """
 
@@ -99,6 +103,7 @@ class DiffusionTrainOptions:
     beta_start: float = 1e-6
     beta_end: float = 1e-2
     loss: Literal["l1", "l2"] = "l1"
+    ema: float = 0.0
     seed: int = 0
     device: str = "cpu"
     ckpt_every: int = 500
@@ -118,6 +123,8 @@ class DiffusionTrainOptions:
             raise InputError(f"crop {self.crop} must be a multiple of {m} for the {self.config!r} denoiser")
         if not self.lr > 0:
             raise InputError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"ema (the moving-average decay) must lie in [0, 1), got {self.ema}; 0 turns it off")
 
     def schedule(self) -> NoiseSchedule:
         """The noise schedule; warns when it does not reach noise (``abar_T > 0.01``): the samplers start
@@ -167,6 +174,11 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
     net = SR3UNet(channels=K, config=config).to(options.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=options.lr)
     loss_fn = F.l1_loss if options.loss == "l1" else F.mse_loss
+    averaged = None
+    if options.ema > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(options.ema), use_buffers=True)
     data = dict(description or {})
     data.setdefault("maps", len(maps))
     info = {"kind": DIFFUSION_KIND, "options": asdict(options), "channels": K, "data": data}
@@ -181,6 +193,8 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(net)
         return {"loss": loss.item()}
 
     def card(step: int) -> str:
@@ -195,7 +209,8 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
                          card=card, method="abundance-ddpm",
                          options=StepLoopOptions(steps=options.steps, ckpt_every=options.ckpt_every,
                                                  log_every=options.log_every, label="train diffusion"),
-                         device=options.device, resume=resume, progress=progress, stop_after=stop_after)
+                         device=options.device, resume=resume, progress=progress, stop_after=stop_after,
+                         averaged=averaged)
 
 
 @dataclass
@@ -208,12 +223,19 @@ class AbundanceDiffusion:
     path: Path
 
 
-def load_diffusion(path: str | os.PathLike[str], *, device: str = "cpu") -> AbundanceDiffusion:
-    """Load a checkpoint or run folder written by :func:`train_diffusion` (its last checkpoint)."""
+def load_diffusion(path: str | os.PathLike[str], *, device: str = "cpu", averaged: bool = True) -> AbundanceDiffusion:
+    """Load a checkpoint or run folder written by :func:`train_diffusion` (its last checkpoint).
+
+    A run trained with ``ema > 0`` gives its moving-average weights unless ``averaged=False`` (the raw ones).
+    """
     folder, card = read_checkpoint_card(path, kind=DIFFUSION_KIND, what="an abundance diffusion",
                                         command="hsfuse synth train-diffusion")
     config = config_from_dict(DenoiserConfig, card["config"])
-    net = load_weights(SR3UNet(channels=int(card["channels"]), config=config), folder)
+    net = SR3UNet(channels=int(card["channels"]), config=config)
+    if averaged and float(card.get("training", {}).get("options", {}).get("ema", 0.0)) > 0:
+        net.load_state_dict(load_averaged(folder))
+    else:
+        load_weights(net, folder)
     s = card["schedule"]
     schedule = linear_schedule(int(s["T"]), beta_start=float(s["beta_start"]), beta_end=float(s["beta_end"]))
     return AbundanceDiffusion(net=net.to(device).eval(), schedule=schedule, card=card, path=folder)

@@ -4,14 +4,16 @@
 abundance diffusion model, :mod:`hsfuse.synthesis`) share the run-folder conventions implemented here::
 
     run.json                                 options and data description (checked on resume)
-    checkpoints/step_0000100/{model.safetensors, model.json, state.pt}
+    checkpoints/step_0000100/{model.safetensors, model.json, state.pt}   (+ averaged.safetensors, see below)
     last.json                                atomically repointed after each checkpoint
     history.jsonl                            one line per logged step (running means of the step's values)
 
 ``step_fn(step)`` does one optimiser step and returns the values to log (``{"loss": ...}``); it must draw
 its randomness from the global torch RNG or from generators derived from ``step`` so that a run killed at any
 moment and resumed from ``last.json`` reproduces the uninterrupted run (weights, optimiser moments, step counter
-and RNG state come from the checkpoint).
+and RNG state come from the checkpoint). A run that keeps a weight average (an exponential moving average,
+``torch.optim.swa_utils.AveragedModel``, updated by ``step_fn``) passes it as ``averaged``: its state is saved
+as ``averaged.safetensors`` in each checkpoint and restored on resume.
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ from ..errors import FileFormatError, InputError
 from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint, save_weights_folder, write_pointer
 
 __all__ = ["StepLoopOptions", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state", "set_rng_state",
-           "progress_bar", "load_training_state", "read_checkpoint_card", "load_weights"]
+           "progress_bar", "load_training_state", "read_checkpoint_card", "load_weights", "AVERAGED_NAME",
+           "save_averaged", "load_averaged"]
+
+#: the weight average's file in a checkpoint folder (``averaged.state_dict()``, keys ``module.*`` and
+#: ``n_averaged``)
+AVERAGED_NAME = "averaged.safetensors"
 
 
 def rng_state() -> dict[str, Any]:
@@ -117,10 +124,37 @@ def load_weights(module: torch.nn.Module, folder: Path) -> torch.nn.Module:
     return module
 
 
+def save_averaged(averaged: torch.nn.Module, path: Path) -> None:
+    """Write a weight average's ``state_dict`` (e.g. an ``AveragedModel``) to ``path`` (safetensors)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in averaged.state_dict().items()}, str(path))
+
+
+def load_averaged(folder: Path) -> dict[str, torch.Tensor]:
+    """The averaged weights of checkpoint ``folder`` as a state dict of the averaged network itself (the
+    ``module.`` prefix of ``AveragedModel`` removed, its counter dropped)."""
+    from safetensors.torch import load_file
+
+    path = folder / AVERAGED_NAME
+    if not path.is_file():
+        raise FileFormatError(f"{folder} holds no averaged weights ({AVERAGED_NAME}); it was trained without a "
+                              "weight average")
+    return {k[len("module."):]: v for k, v in load_file(str(path)).items() if k.startswith("module.")}
+
+
 def load_training_state(folder: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
-                        device: str) -> dict[str, Any]:
-    """Load weights, optimiser and RNG state from checkpoint ``folder``; return the saved state dict."""
+                        device: str, averaged: torch.nn.Module | None = None) -> dict[str, Any]:
+    """Load weights, optimiser and RNG state (and ``averaged``'s state when given) from checkpoint ``folder``;
+    return the saved state dict."""
     load_weights(module, folder)
+    if averaged is not None:
+        from safetensors.torch import load_file
+
+        if not (folder / AVERAGED_NAME).is_file():
+            raise FileFormatError(f"{folder} holds no {AVERAGED_NAME}, so a run with a weight average cannot resume "
+                                  "from it")
+        averaged.load_state_dict(load_file(str(folder / AVERAGED_NAME), device=str(device)))
     state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
@@ -159,7 +193,7 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
                   command: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
                   step_fn: Callable[[int], Mapping[str, float]], card: Callable[[int], str], method: str,
                   options: StepLoopOptions, device: str = "cpu", resume: bool = True, progress: bool = True,
-                  stop_after: int | None = None) -> StepLoopResult:
+                  stop_after: int | None = None, averaged: torch.nn.Module | None = None) -> StepLoopResult:
     """Run ``step_fn`` for ``options.steps`` steps with checkpoints and resume (module docstring).
 
     Args:
@@ -171,6 +205,7 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
         card: JSON text of the checkpoint's ``model.json`` at a step.
         method: stored in the safetensors metadata.
         stop_after: stop (as if killed) once this many steps are done, without a final checkpoint; for tests.
+        averaged: a weight average of ``module`` that ``step_fn`` updates; checkpointed and resumed with it.
     """
     run = Path(run_dir)
     resume_from = check_run_dir(run, description, resume=resume, keys=keys, command=command)
@@ -180,7 +215,7 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
         (run / "run.json").write_text(json.dumps(description, indent=2, default=str))
     done = 0
     if resume_from is not None:
-        done = int(load_training_state(resume_from, module, optimizer, device=device)["step"])
+        done = int(load_training_state(resume_from, module, optimizer, device=device, averaged=averaged)["step"])
     history_path = run / "history.jsonl"
     history: list[dict[str, Any]] = []
     if history_path.is_file():
@@ -191,8 +226,10 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
     def checkpoint(step: int) -> Path:
         folder = run / "checkpoints" / f"step_{step:07d}"
         state = {"optimizer": optimizer.state_dict(), "rng": rng_state(), "step": step}
-        save_weights_folder(module, card(step), folder, method=method, overwrite=True,
-                            extra={"state.pt": lambda p: torch.save(state, p)})
+        extra: dict[str, Callable[[Path], None]] = {"state.pt": lambda p: torch.save(state, p)}
+        if averaged is not None:
+            extra[AVERAGED_NAME] = lambda p: save_averaged(averaged, p)
+        save_weights_folder(module, card(step), folder, method=method, overwrite=True, extra=extra)
         write_pointer(run, "last.json", folder, {"step": step})
         steps = sorted(p for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
         for old in steps[:-options.keep_last]:
