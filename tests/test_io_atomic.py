@@ -142,3 +142,59 @@ def test_folder_output_atomic_and_guarded(tmp_path):
         with atomic_output_dir(out, overwrite=True, replaceable=lambda e: e.suffix == ".png"):
             pass
     assert (out / "notes.txt").read_text() == "precious"
+
+
+_KILLED_WRITER = """
+import os, sys
+from pathlib import Path
+from hsfuse.io import atomic
+target, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+calls = []
+real_replace = os.replace
+def replace(src, dst):
+    calls.append(src)
+    if len(calls) == kill_at:
+        os._exit(9)  # like SIGKILL: no cleanup runs
+    real_replace(src, dst)
+atomic.os.replace = replace
+with atomic.atomic_output_dir(target, overwrite=True, replaceable=lambda p: True) as tmp:
+    (tmp / "new.txt").write_text("new")
+"""
+
+
+def _killed_write(tmp_path, target, kill_at):
+    import subprocess
+    import sys
+
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_WRITER)
+    assert subprocess.run([sys.executable, str(script), str(target), str(kill_at)]).returncode == 9
+
+
+def test_clean_interrupted_dirs_removes_half_written_folders(tmp_path):
+    from hsfuse.io.atomic import clean_interrupted_dirs
+
+    target = tmp_path / "step_0000010"
+    _killed_write(tmp_path, target, kill_at=1)  # killed before its folder was renamed in
+    (tmp_path / ".notes").mkdir()  # hidden but not ours: kept
+    (tmp_path / "other").mkdir()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".step_0000010.")
+    assert clean_interrupted_dirs(tmp_path) == leftovers
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [".notes", "other"]
+
+
+def test_clean_interrupted_dirs_puts_back_a_folder_moved_aside(tmp_path):
+    from hsfuse.io.atomic import clean_interrupted_dirs
+
+    target = tmp_path / "step_0000010"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    _killed_write(tmp_path, target, kill_at=2)  # killed between moving the old folder aside and the new one in
+    assert not target.exists()
+    names = clean_interrupted_dirs(tmp_path)
+    assert sorted(n.rsplit(".", 1)[1] for n in names) == ["old", "tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["step_0000010"]
+    assert (target / "old.txt").read_text() == "old"
+    assert clean_interrupted_dirs(tmp_path) == []
+    assert clean_interrupted_dirs(tmp_path / "missing") == []

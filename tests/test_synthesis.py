@@ -710,6 +710,31 @@ def test_diffusion_ema_follows_its_recursion_resumes_and_leaves_training_unchang
         DiffusionTrainOptions(ema=1.0)
 
 
+@pytest.mark.filterwarnings("ignore:the noise schedule ends")
+def test_diffusion_run_extended_with_more_steps_equals_a_longer_run(tmp_path):
+    """A finished 3-step run resumed with steps=6 (and another checkpoint interval) ends with the weights and
+    loss history of an uninterrupted 6-step run; fewer steps than done, or another learning rate, are refused."""
+    from hsfuse.synthesis.diffusion import DiffusionTrainOptions, train_diffusion
+
+    maps = [_smooth_abundances(20, 20, 3, 1), _smooth_abundances(24, 18, 3, 2)]
+    base = dict(config="tiny", batch_size=2, crop=16, T=10, lr=1e-2, log_every=1, seed=3, ema=0.5)
+    longer, extended = tmp_path / "longer", tmp_path / "extended"
+    train_diffusion(maps, run_dir=longer, options=DiffusionTrainOptions(**base, steps=6, ckpt_every=2),
+                    progress=False)
+    assert train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=3, ckpt_every=3),
+                           progress=False).steps_done == 3
+    assert train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=6, ckpt_every=2),
+                           progress=False, resume=True).steps_done == 6
+    wa, wb = _weights(longer), _weights(extended)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert _losses(longer) == _losses(extended)
+    with pytest.raises(InputError, match="already run 6 steps"):
+        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=4), progress=False)
+    with pytest.raises(InputError, match="different options"):
+        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**{**base, "lr": 2e-2}, steps=8),
+                        progress=False)
+
+
 def test_train_unmixing_resumes_bit_identically(tmp_path):
     from hsfuse.synthesis.unmixing import train_unmixing
 

@@ -200,6 +200,21 @@ def test_resume_after_kill_minus_9_gives_the_same_weights(tmp_path):
     assert torch.get_num_threads() == torch_threads
 
 
+def test_resume_tidies_what_a_kill_during_a_write_left(tmp_path):
+    """Leftovers named as the atomic writers name them (a half-written checkpoint folder, a pointer's
+    temporary) are removed on resume; the run then finishes normally."""
+    opts = TrainOptions(**{**OPTS, "steps": 4, "ckpt_every": 2, "val_every": 2})
+    run = tmp_path / "r"
+    train(opts, _sampler(), run_dir=run, progress=False, stop_after=3)
+    half = run / "checkpoints" / ".step_0000004.0badcafe.tmp"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"partial")
+    (run / ".last.json.tmp").write_text("{")
+    assert train(opts, _sampler(), run_dir=run, progress=False).steps_done == 4
+    assert not [p.name for p in run.rglob("*.tmp*")]
+    assert json.loads((run / "last.json").read_text())["step"] == 4
+
+
 def test_resume_accepts_configs_with_tuples(tmp_path):
     """DHIF-Net's config holds tuples (U-Net widths), which JSON stores as lists: resume must still match."""
     opts = TrainOptions(**{**OPTS, "method": "dhifnet", "steps": 2, "ckpt_every": 1})

@@ -1008,7 +1008,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = synth.add_parser("train-diffusion", help="train the abundance diffusion model (DDPM) on abundance maps",
                          description="Train the denoiser on random crops of the abundance maps in DIR (output of "
-                         "'unmix', 'sample' or a synthetic dataset). Resumable.")
+                         "'unmix', 'sample' or a synthetic dataset). Resumable; --resume with a larger --steps "
+                         "continues a finished run (the same weights as one run of that length).")
     q.add_argument("--abundances", nargs="+", required=True, metavar="DIR", help="folders of abundance maps")
     q.add_argument("--config", choices=["paper", "small", "tiny"], help="denoiser size (default small)")
     q.add_argument("--steps", type=_positive_int, help="optimiser steps (default 5000)")

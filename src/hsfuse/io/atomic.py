@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from ..errors import HsfuseError, InputError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_output", "atomic_outputs", "atomic_output_dir"]
+__all__ = ["check_output_path", "atomic_output", "atomic_outputs", "atomic_output_dir", "clean_interrupted_dirs"]
 
 
 def _check_parent(path: Path) -> None:
@@ -174,3 +175,28 @@ def atomic_output_dir(
     except BaseException:
         _remove(tmp)
         raise
+
+
+_DIR_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<token>[0-9a-f]{8})\.(?P<kind>tmp|old)$")
+
+
+def clean_interrupted_dirs(folder: str | os.PathLike[str]) -> list[str]:
+    """Tidy what killed :func:`atomic_output_dir` calls left in ``folder``; return the names handled.
+
+    A temporary folder (``.name.<token>.tmp``) is half-written and is removed. A folder renamed aside
+    (``.name.<token>.old``) is put back as ``name`` when its replacement never arrived (the kill fell between
+    the two renames), and removed otherwise. Nothing else in ``folder`` is touched.
+    """
+    root = Path(folder)
+    handled = []
+    for entry in sorted(root.iterdir()) if root.is_dir() else []:
+        m = _DIR_TEMP.match(entry.name)
+        if m is None or not entry.is_dir():
+            continue
+        target = root / m["name"]
+        if m["kind"] == "old" and not target.exists():
+            os.replace(entry, target)
+        else:
+            _remove(entry)
+        handled.append(entry.name)
+    return handled

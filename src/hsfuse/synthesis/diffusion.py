@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 DIFFUSION_KIND = "hsfuse-abundance-ddpm"
+#: options that may change when a run is resumed (how long it runs, how often it logs and checkpoints)
+_RUN_LENGTH = ("steps", "ckpt_every", "log_every")
 
 
 def check_abundances(maps: Sequence[np.ndarray], *, tol: float = 1e-3) -> list[np.ndarray]:
@@ -160,6 +162,9 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
                     resume: bool = True, progress: bool = True, stop_after: int | None = None) -> StepLoopResult:
     """Train the abundance denoiser on ``maps`` (``(H, W, K)`` on the simplex); resumable (training engine).
 
+    A run resumed with a larger ``options.steps`` continues where it stopped and gives the weights of one run
+    of that length (the authors train "until stopped"); every other option must match the run's.
+
     ``description`` (e.g. where the maps came from) is stored in ``run.json`` and the checkpoints' card.
     """
     maps = check_abundances(maps)
@@ -181,7 +186,10 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
         averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(options.ema), use_buffers=True)
     data = dict(description or {})
     data.setdefault("maps", len(maps))
-    info = {"kind": DIFFUSION_KIND, "options": asdict(options), "channels": K, "data": data}
+    # the run length is left out of what a resume must match: the learning rate is constant and step s's crops
+    # and noise depend on (seed, s) alone, so resuming a finished run with more steps equals a longer run
+    fixed = {k: v for k, v in asdict(options).items() if k not in _RUN_LENGTH}
+    info = {"kind": DIFFUSION_KIND, "options": fixed, "channels": K, "data": data}
 
     def step_fn(step: int) -> dict[str, float]:
         x0 = _crop_batch(maps, step=step, seed=options.seed, batch=options.batch_size, crop=options.crop)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import FileFormatError, InputError
+from ..io.atomic import clean_interrupted_dirs
 from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint, save_weights_folder, write_pointer
 
 __all__ = ["StepLoopOptions", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state", "set_rng_state",
@@ -76,7 +77,9 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
     checkpoint to resume from (or ``None``).
 
     An existing run is refused unless ``resume``; its ``run.json`` must agree with ``description`` on ``keys``.
-    ``command`` names the command that makes such runs, for the messages.
+    ``command`` names the command that makes such runs, for the messages. A run to resume is first tidied of
+    what a kill during a write left: half-written checkpoint folders
+    (:func:`hsfuse.io.atomic.clean_interrupted_dirs`) and temporaries of the ``last.json``/``best.json`` pointers.
     """
     meta = run_dir / "run.json"
     if run_dir.exists() and not run_dir.is_dir():
@@ -91,6 +94,10 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
         if diff:
             raise InputError(f"{run_dir} holds a run with different {', '.join(diff)}; resume it with the same "
                              "options or choose another -o")
+        if (run_dir / "checkpoints").is_dir():
+            clean_interrupted_dirs(run_dir / "checkpoints")
+        for stale in run_dir.glob(".*.json.tmp"):
+            stale.unlink()
         return resolve_checkpoint(run_dir, prefer="last") if (run_dir / "last.json").is_file() else None
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise InputError(f"run folder {run_dir} exists and is not an hsfuse run (made by {command}); choose an empty "
@@ -216,6 +223,9 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
     done = 0
     if resume_from is not None:
         done = int(load_training_state(resume_from, module, optimizer, device=device, averaged=averaged)["step"])
+        if done > options.steps:
+            raise InputError(f"{run} has already run {done} steps, more than the {options.steps} asked for; pass "
+                             f"--steps {done} or more to resume it")
     history_path = run / "history.jsonl"
     history: list[dict[str, Any]] = []
     if history_path.is_file():
