@@ -83,6 +83,15 @@ def houston_rgb_regions() -> list[np.ndarray]:
     return regions
 
 
+def abundance_summary(maps: np.ndarray) -> dict[str, Any]:
+    """Mean abundance per endmember and roughness (mean absolute difference of vertically adjacent pixels) of
+    abundance maps ``(n, H, W, K)``: how far generated maps are from the training maps' composition and
+    smoothness."""
+    a = np.asarray(maps, dtype=np.float64)
+    return {"maps": int(a.shape[0]), "mean": [round(float(v), 4) for v in a.reshape(-1, a.shape[-1]).mean(0)],
+            "roughness": round(float(np.abs(np.diff(a, axis=1)).mean()), 4)}
+
+
 def downscale(image: np.ndarray, factor: int) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
     return F.avg_pool2d(t, factor).squeeze(0).permute(1, 2, 0).numpy()
@@ -208,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     synth = [Cube(synthesize(E, a), wavelengths=wl) for a in drawn.abundances]
     crops = [a[:64, :64] for a in inferred if min(a.shape[:2]) >= 64]
     synth_inferred = [Cube(synthesize(E, a), wavelengths=wl) for a in crops]
+    maps_stats = {"generated": abundance_summary(drawn.abundances), "inferred_crops": abundance_summary(crops)}
     timings["synthesis"] = {"cubes": len(synth), "seconds": time.perf_counter() - t}
     report = realism_report([c.data for c in synth], [top.data], wavelengths_nm=wl,
                             abundances=list(drawn.abundances))
@@ -246,12 +256,12 @@ def main(argv: list[str] | None = None) -> int:
             s = score(weights, test)
             rows.append({"arm": arm, "seed": seed, **s, "train_s": secs})
             print(f"seed {seed} {arm}: psnr {s['psnr']:.2f} sam {s['sam']:.2f}", file=sys.stderr)
-            _write(out, rows, timings, args, report, report_inf, top, bottom)
-    _write(out, rows, timings, args, report, report_inf, top, bottom)
+            _write(out, rows, timings, args, report, report_inf, maps_stats, top, bottom)
+    _write(out, rows, timings, args, report, report_inf, maps_stats, top, bottom)
     return 0
 
 
-def _write(out: Path, rows, timings, args, report, report_inf, top, bottom) -> None:
+def _write(out: Path, rows, timings, args, report, report_inf, maps_stats, top, bottom) -> None:
     machine = machine_description("cpu")
     summary: dict[str, dict[str, float]] = {}
     for arm in dict.fromkeys(r["arm"] for r in rows if r["seed"] is not None):
@@ -261,7 +271,7 @@ def _write(out: Path, rows, timings, args, report, report_inf, top, bottom) -> N
                {"scene": "pavia_u", "sensor": "IKONOS B,G,R,NIR", "ratio": RATIO, "real_rows": top.shape[0],
                 "test_rows": bottom.shape[0], "width": top.shape[1]},
                "timings": timings, "rows": rows, "mean_over_seeds": summary,
-               "realism": report.to_dict(), "realism_inferred": report_inf.to_dict()}
+               "abundance_maps": maps_stats, "realism": report.to_dict(), "realism_inferred": report_inf.to_dict()}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))
     lines = ["# Synthetic training data for a fusion network (Unmixing Before Fusion protocol)", "",
              f"Machine: {', '.join(f'{k}={v}' for k, v in machine.items())}", "",
@@ -276,6 +286,11 @@ def _write(out: Path, rows, timings, args, report, report_inf, top, bottom) -> N
     lines += ["", "Mean over seeds:", "", "| arm | PSNR | SAM | ERGAS | SSIM |", "|---|---|---|---|---|"]
     for arm, s in summary.items():
         lines.append(f"| {arm} | {s['psnr']:.2f} | {s['sam']:.2f} | {s['ergas']:.2f} | {s['ssim']:.4f} |")
+    lines += ["", "Abundance maps (mean per endmember; roughness = mean |difference| of vertically adjacent pixels):", "",
+              "| maps | n | mean abundances | roughness |", "|---|---|---|---|"]
+    for name, st in maps_stats.items():
+        means = ", ".join(f"{v:.3f}" for v in st["mean"])
+        lines.append(f"| {name} | {st['maps']} | {means} | {st['roughness']:.3f} |")
     lines += ["", "Stage timings:", "", "```", json.dumps(timings, indent=2, default=float), "```", ""]
     (out / "results.md").write_text("\n".join(lines))
 

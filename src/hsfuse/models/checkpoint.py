@@ -27,7 +27,7 @@ from ..io.atomic import atomic_output_dir
 from .base import FusionNet
 
 __all__ = ["ModelCard", "save_model", "save_weights_folder", "load_model", "read_card", "resolve_checkpoint", "write_pointer",
-           "CARD_NAME", "WEIGHTS_NAME"]
+           "remove_pointer_temporaries", "cpu_state_dict", "CARD_NAME", "WEIGHTS_NAME"]
 
 CARD_NAME = "model.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -103,6 +103,11 @@ def save_model(net: FusionNet, card: ModelCard, path: str | os.PathLike[str], *,
     return save_weights_folder(net, card.to_json(), path, method=card.method, overwrite=overwrite, extra=extra)
 
 
+def cpu_state_dict(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``module.state_dict()`` as contiguous CPU copies, the form safetensors stores."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+
+
 def save_weights_folder(net: torch.nn.Module, card_json: str, path: str | os.PathLike[str], *, method: str,
                         overwrite: bool = False, extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
     """Write any module's ``state_dict`` (safetensors) and a JSON card as a checkpoint folder, atomically.
@@ -115,7 +120,7 @@ def save_weights_folder(net: torch.nn.Module, card_json: str, path: str | os.Pat
     except ImportError as exc:  # pragma: no cover - declared dependency
         raise MissingDependencyError("saving weights needs safetensors: pip install safetensors") from exc
     module = net.module if hasattr(net, "module") else net
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+    state = cpu_state_dict(module)
     with atomic_output_dir(path, overwrite=overwrite,
                            replaceable=lambda p: p.name in {CARD_NAME, WEIGHTS_NAME, *(extra or {})}) as tmp:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": FORMAT, "method": method})
@@ -133,12 +138,22 @@ def save_weights_folder(net: torch.nn.Module, card_json: str, path: str | os.Pat
 def write_pointer(run_dir: Path, name: str, target: Path, info: dict[str, Any]) -> None:
     """Atomically (re)write ``run_dir/name`` (e.g. ``best.json``) pointing at checkpoint folder ``target``."""
     payload = {"checkpoint": os.path.relpath(target, run_dir), **info}
-    tmp = run_dir / f".{name}.tmp"
+    tmp = _pointer_temporary(run_dir, name)
     with open(tmp, "w") as fh:
         fh.write(json.dumps(payload, indent=2, allow_nan=False, default=float))
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, run_dir / name)
+
+
+def _pointer_temporary(run_dir: Path, name: str) -> Path:
+    return run_dir / f".{name}.tmp"
+
+
+def remove_pointer_temporaries(run_dir: Path) -> None:
+    """Delete what :func:`write_pointer` calls killed before their rename left in ``run_dir``."""
+    for stale in run_dir.glob(_pointer_temporary(Path(), "*.json").name):
+        stale.unlink()
 
 
 def resolve_checkpoint(path: str | os.PathLike[str], *, prefer: str = "best") -> Path:

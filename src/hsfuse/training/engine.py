@@ -34,7 +34,8 @@ import torch
 
 from ..errors import FileFormatError, InputError
 from ..io.atomic import clean_interrupted_dirs
-from ..models.checkpoint import CARD_NAME, WEIGHTS_NAME, resolve_checkpoint, save_weights_folder, write_pointer
+from ..models.checkpoint import (CARD_NAME, WEIGHTS_NAME, cpu_state_dict, remove_pointer_temporaries,
+                                 resolve_checkpoint, save_weights_folder, write_pointer)
 
 __all__ = ["StepLoopOptions", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state", "set_rng_state",
            "progress_bar", "load_training_state", "read_checkpoint_card", "load_weights", "AVERAGED_NAME",
@@ -96,8 +97,7 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
                              "options or choose another -o")
         if (run_dir / "checkpoints").is_dir():
             clean_interrupted_dirs(run_dir / "checkpoints")
-        for stale in run_dir.glob(".*.json.tmp"):
-            stale.unlink()
+        remove_pointer_temporaries(run_dir)
         return resolve_checkpoint(run_dir, prefer="last") if (run_dir / "last.json").is_file() else None
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise InputError(f"run folder {run_dir} exists and is not an hsfuse run (made by {command}); choose an empty "
@@ -135,19 +135,23 @@ def save_averaged(averaged: torch.nn.Module, path: Path) -> None:
     """Write a weight average's ``state_dict`` (e.g. an ``AveragedModel``) to ``path`` (safetensors)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in averaged.state_dict().items()}, str(path))
+    save_file(cpu_state_dict(averaged), str(path))
 
 
 def load_averaged(folder: Path) -> dict[str, torch.Tensor]:
     """The averaged weights of checkpoint ``folder`` as a state dict of the averaged network itself (the
     ``module.`` prefix of ``AveragedModel`` removed, its counter dropped)."""
+    return {k[len("module."):]: v for k, v in _read_averaged(folder, device="cpu").items() if k.startswith("module.")}
+
+
+def _read_averaged(folder: Path, *, device: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = folder / AVERAGED_NAME
     if not path.is_file():
-        raise FileFormatError(f"{folder} holds no averaged weights ({AVERAGED_NAME}); it was trained without a "
-                              "weight average")
-    return {k[len("module."):]: v for k, v in load_file(str(path)).items() if k.startswith("module.")}
+        raise FileFormatError(f"{folder} holds no averaged weights ({AVERAGED_NAME}): it was saved by a run without "
+                              "a weight average, so it cannot give or resume one")
+    return load_file(str(path), device=str(device))
 
 
 def load_training_state(folder: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -156,12 +160,7 @@ def load_training_state(folder: Path, module: torch.nn.Module, optimizer: torch.
     return the saved state dict."""
     load_weights(module, folder)
     if averaged is not None:
-        from safetensors.torch import load_file
-
-        if not (folder / AVERAGED_NAME).is_file():
-            raise FileFormatError(f"{folder} holds no {AVERAGED_NAME}, so a run with a weight average cannot resume "
-                                  "from it")
-        averaged.load_state_dict(load_file(str(folder / AVERAGED_NAME), device=str(device)))
+        averaged.load_state_dict(_read_averaged(folder, device=device))
     state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
