@@ -10,7 +10,7 @@ summing to one; noise, when asked, white Gaussian at the given SNR on both image
   multiple of 8;
 * operators estimated blindly from the pair by HySure's least squares with the settings of ``hsfuse estimate``
   (PSF support 2r + 1, lambda 0.01, 20 alternating refinements; see
-  :func:`hsfuse.workflows.blind.estimate_operators`) and by UDALN
+  :func:`hsfuse.workflows.real_pair.estimate_operators`) and by UDALN
   (its learned r x r PSF and SRF after all three stages); relative Frobenius errors against the true PSF
   (padded to a common size, centred) and SRF;
 * fused quality (``udaln`` metric preset, against the reference) of FUSE with the true operators, FUSE with
@@ -39,7 +39,7 @@ from hsfuse.metrics.presets import evaluate
 from hsfuse.physics import FusionObservation, SpatialDegradation
 from hsfuse.physics.learnable import support_from_srf
 from hsfuse.types import FusionMeasurement
-from hsfuse.workflows.blind import estimate_operators
+from hsfuse.workflows.real_pair import estimate_operators
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_udaln import relative_error, simulated_pair  # noqa: E402

@@ -3,7 +3,7 @@
     python benchmarks/bench_networks.py [--device cpu] [--size 512] [--bands 31] [--ratio 8] [--msi-bands 3]
         [--config paper] [--repeats N] [--methods NAME ...] [--threads N] [--tile-memory-gb 2] -o benchmarks/results
 
-For each network of :data:`hsfuse.models.registry.MODELS` (built with the named configuration, untrained
+For each network of :data:`hsfuse.models.catalog.MODELS` (built with the named configuration, untrained
 weights, eval mode, ``torch.inference_mode``), on seeded random inputs ``hsi (1, L, S/r, S/r)``,
 ``msi (1, m, S, S)`` (uniform in [0, 1), i.e. already in the networks' scaled units):
 
@@ -56,7 +56,7 @@ from hsfuse.bench.machine import machine_description, measure
 from hsfuse.io import atomic_outputs
 from hsfuse.models.base import count_parameters
 from hsfuse.models.inference import run_network
-from hsfuse.models.registry import MODELS, build_model, get_model_spec
+from hsfuse.models.catalog import MODELS, build_model, get_model_spec
 from hsfuse.models.tiling import choose_tile, tile_starts
 
 HERE = Path(__file__).resolve().parent

@@ -64,7 +64,7 @@ from hsfuse.synthesis.unmixing import (UnmixingTrainOptions, infer_abundances, l
                                        train_unmixing)
 from hsfuse.training.loop import TrainOptions, train
 from hsfuse.types import Cube, FusionMeasurement
-from hsfuse.viz.synthesis import plot_abundances, plot_previews, plot_realism
+from hsfuse.viz.synthesis_figures import plot_abundances, plot_previews, plot_realism
 
 RATIO = 4
 METRICS = ("psnr", "sam", "ergas", "ssim", "rmse")

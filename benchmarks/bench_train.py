@@ -41,7 +41,7 @@ from hsfuse.metrics.presets import evaluate
 from hsfuse.models.base import count_parameters
 from hsfuse.models.checkpoint import load_model
 from hsfuse.models.inference import run_network
-from hsfuse.models.registry import MODELS
+from hsfuse.models.catalog import MODELS
 from hsfuse.physics.srf_library import srf_matrix
 from hsfuse.training.loop import TrainOptions, train
 from hsfuse.types import FusionMeasurement

@@ -34,7 +34,7 @@ from hsfuse.methods.udaln import SCHEDULES, fit_udaln
 from hsfuse.metrics.presets import evaluate
 from hsfuse.physics.learnable import support_from_srf
 from hsfuse.physics.srf_library import srf_matrix
-from hsfuse.viz.blind import pad_centred
+from hsfuse.viz.blind_figures import pad_centred
 
 WV2_BANDS = ["Coastal", "Blue", "Green", "Yellow", "Red", "RedEdge", "NIR1", "NIR2"]
 

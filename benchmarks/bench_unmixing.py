@@ -5,7 +5,7 @@
 For the two shared scenes with reference endmembers and abundances (Zhu's Jasper Ridge, 4 endmembers, and
 Samson, 3), the unmixing network (``small`` configuration, K = the reference count, the paper's loss and lr,
 endmembers started from ATGP pixels) is trained on the whole scene and its RGB simulated with the Canon EOS 5D
-Mark II response. Reported (:func:`hsfuse.workflows.synthesis.unmixing_accuracy`): spectral angle between each
+Mark II response. Reported (:func:`hsfuse.workflows.synth.unmixing_accuracy`): spectral angle between each
 reference endmember and its Hungarian-matched learned one, abundance RMSE over the matched maps, and the
 reconstruction PSNR of ``E A`` against the scene. The ATGP starting endmembers are scored the same way, so the
 table shows what training adds. Note the network sees only the RGB: abundances come from 3 numbers per pixel.
@@ -26,7 +26,7 @@ from hsfuse.data.paths import shared_file
 from hsfuse.data.scenes import SCENES, load_scene
 from hsfuse.synthesis.unmixing import (UnmixingTrainOptions, initial_endmembers, load_unmixing, match_endmembers,
                                        rgb_response, train_unmixing)
-from hsfuse.workflows.synthesis import unmixing_accuracy
+from hsfuse.workflows.synth import unmixing_accuracy
 
 REFERENCE_COUNT = {"jasper_ridge": 4, "samson": 3}
 

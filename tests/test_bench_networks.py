@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hsfuse.models.base import count_parameters
-from hsfuse.models.registry import build_model
+from hsfuse.models.catalog import build_model
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_networks.py"
 

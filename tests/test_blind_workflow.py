@@ -1,4 +1,4 @@
-"""The real-pair workflow (workflows/blind.py) and the ``hsfuse estimate`` / ``hsfuse pair`` commands."""
+"""The real-pair workflow (workflows/real_pair.py) and the ``hsfuse estimate`` / ``hsfuse pair`` commands."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hsfuse.io import read_cube, write_cube
 from hsfuse.methods.udaln import Stage, UdalnSchedule
 from hsfuse.physics.serialize import load_observation
 from hsfuse.types import Cube
-from hsfuse.workflows.blind import in_original_units, prepare_pair, run_real_pair
+from hsfuse.workflows.real_pair import in_original_units, prepare_pair, run_real_pair
 
 HSI_UNITS, MSI_UNITS = 4000.0, 200.0  # the two files' own scales differ, as on a real pair
 
@@ -82,7 +82,7 @@ def test_estimate_command_writes_operators_in_file_units(pair, tmp_path, capsys)
     # 'hsfuse fuse --physics' takes it: the CLI result equals FUSE called with the loaded operators
     from hsfuse.methods.sylvester import fuse_fuse
     from hsfuse.types import FusionMeasurement
-    from hsfuse.workflows.blind import estimate_operators, prepare_pair
+    from hsfuse.workflows.real_pair import estimate_operators, prepare_pair
 
     fused = tmp_path / "fused.npz"
     assert main(["fuse", "--hsi", str(folder / "hsi.npz"), "--msi", str(folder / "msi.npz"), "--method", "fuse",
@@ -178,7 +178,7 @@ def test_pair_command_refuses_networks(pair, tmp_path, capsys):
 
 
 def test_srgb_decoding_by_the_standard_formula():
-    from hsfuse.workflows.blind import srgb_to_linear
+    from hsfuse.workflows.real_pair import srgb_to_linear
 
     # IEC 61966-2-1: linear segment below 0.04045, power 2.4 above; 0.5 -> 0.21404 (published tables)
     np.testing.assert_allclose(srgb_to_linear(np.array([0.0, 0.04045, 0.5, 1.0])),
@@ -193,7 +193,7 @@ def test_srgb_decoding_by_the_standard_formula():
 
 def test_in_original_units_rescales_only_the_srf():
     from hsfuse.estimation.operators import EstimatedOperators
-    from hsfuse.workflows.blind import PreparedPair
+    from hsfuse.workflows.real_pair import PreparedPair
 
     ops = EstimatedOperators(psf=torch.ones(2, 2) / 4, srf=torch.ones(1, 3), ratio=2, offset=0, method="x")
     prep = PreparedPair(y=None, valid=None, ratio=2, hsi_scale=10.0, msi_scale=5.0)  # type: ignore[arg-type]

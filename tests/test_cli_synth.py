@@ -104,7 +104,7 @@ def test_train_diffusion_ema_option_is_stored_and_checkpointed(pipeline):
 def test_load_rgb_images_drops_alpha_and_skips_grey(tmp_path):
     from PIL import Image
 
-    from hsfuse.workflows.synthesis import load_rgb_images
+    from hsfuse.workflows.synth import load_rgb_images
 
     rgba = np.zeros((8, 10, 4), np.uint8)
     rgba[..., :3] = np.arange(240, dtype=np.uint8).reshape(8, 10, 3)
@@ -280,7 +280,7 @@ def test_unmixing_accuracy_of_the_reference_endmembers_is_zero(data_root, one_th
 
     from hsfuse.models.unmixing import UNMIXING_CONFIGS, UnmixingNet
     from hsfuse.synthesis.unmixing import UNMIXING_KIND, UnmixingModel, rgb_response
-    from hsfuse.workflows.synthesis import unmixing_accuracy
+    from hsfuse.workflows.synth import unmixing_accuracy
 
     ref_e, _, wl = _reference(data_root)
     torch.manual_seed(0)

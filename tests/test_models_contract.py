@@ -8,7 +8,7 @@ import torch
 
 from hsfuse.errors import InputError
 from hsfuse.models.base import count_parameters
-from hsfuse.models.registry import MODELS, build_model, get_model_spec
+from hsfuse.models.catalog import MODELS, build_model, get_model_spec
 
 # (HSI bands, MSI bands, ratio, LR height, LR width): odd sizes, 1/3/4 MSI bands, ratios 2, 3, 4
 LAYOUTS = [(5, 1, 2, 5, 3), (8, 3, 3, 3, 4), (6, 4, 4, 3, 3)]

@@ -1,4 +1,4 @@
-"""Tests of hsfuse.metrics.realism (realism report of synthetic HSI datasets) and hsfuse.viz.synthesis.
+"""Tests of hsfuse.metrics.realism (realism report of synthetic HSI datasets) and hsfuse.viz.synthesis_figures.
 
 Independent sources: nearest angles against a brute-force double loop with ``np.arccos``; principal angles and
 captured variance on hand-made subspaces with known rotation angles and variance shares; per-band statistics
@@ -337,7 +337,7 @@ def _check_writer(write, path):
 
 
 def test_plot_realism(tmp_path):
-    from hsfuse.viz.synthesis import plot_realism
+    from hsfuse.viz.synthesis_figures import plot_realism
 
     rep = _report()
     size = _check_writer(lambda p, **kw: plot_realism(rep, p, dpi=50, **kw), tmp_path / "realism.png")
@@ -351,7 +351,7 @@ def test_plot_realism(tmp_path):
 
 
 def test_plot_abundances(tmp_path):
-    from hsfuse.viz.synthesis import plot_abundances
+    from hsfuse.viz.synthesis_figures import plot_abundances
 
     a = np.random.default_rng(11).dirichlet(np.ones(4), size=(6, 7))
     a[0, 0] = (1.3, -0.3, 0.0, 0.0)
@@ -367,7 +367,7 @@ def test_plot_abundances(tmp_path):
 
 
 def test_plot_previews(tmp_path):
-    from hsfuse.viz.synthesis import plot_previews
+    from hsfuse.viz.synthesis_figures import plot_previews
 
     rng = np.random.default_rng(12)
     cubes = [rng.uniform(0, 1, (8, 8, 10)) for _ in range(3)] + [rng.uniform(0, 1, (5, 9, 10))]

@@ -159,7 +159,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa), "resumed run differs from the uninterrupted one"
     # and it did learn something: the weights moved from their initialisation
     torch.manual_seed(0)
-    from hsfuse.models.registry import build_model
+    from hsfuse.models.catalog import build_model
 
     init = build_model("dbin", hsi_bands=L, msi_bands=M, ratio=R, config="tiny").state_dict()
     assert any(not torch.equal(init[k], wa[k]) for k in wa)

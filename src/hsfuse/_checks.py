@@ -10,7 +10,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["check_image_tensor", "check_ratio", "check_finite"]
+__all__ = ["check_image_tensor", "check_ratio", "check_finite", "check_positive_int", "check_pair"]
 
 
 def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> torch.Tensor:
@@ -36,17 +36,31 @@ def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> tor
     return x
 
 
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int >= minimum`` or raise :class:`InputError` naming ``name``.
+
+    Integral floats (``4.0``) and numeric strings (``"4"``, as a command line gives them) are accepted; booleans,
+    fractions (``2.5``), NaN and anything below ``minimum`` are not. This is the one integer checker of the
+    package (options, ratios, tile sizes, step counts, command-line integers).
+    """
+    bad = InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if isinstance(value, bool):
+        raise bad
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad from None
+    if not math.isfinite(number) or number != int(number) or number < minimum:
+        raise bad
+    return int(number)
+
+
 def check_ratio(ratio: Any, name: str = "ratio") -> int:
     """Return ``ratio`` as a positive ``int`` or raise :class:`InputError` (2.0 is accepted, 2.5 is not)."""
-    if isinstance(ratio, bool):
-        raise InputError(f"{name} must be a positive integer, got {ratio!r}")
     try:
-        value = float(ratio)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive integer, got {ratio!r}") from None
-    if not math.isfinite(value) or value != int(value) or value < 1:
-        raise InputError(f"{name} must be a positive integer (the HSI/MSI resolution ratio), got {ratio!r}")
-    return int(value)
+        return check_positive_int(ratio, name)
+    except InputError:
+        raise InputError(f"{name} must be a positive integer (the HSI/MSI resolution ratio), got {ratio!r}") from None
 
 
 def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
@@ -58,3 +72,40 @@ def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
             f"{name} contains {count} NaN/inf value(s); replace or mask them (e.g. fill no-data pixels) "
             "before fusion"
         )
+
+
+def check_pair(hsi: Any, msi: Any, *, ratio: Any = None, hsi_bands: int | None = None, msi_bands: int | None = None,
+               single: bool = False, finite: bool = False, who: str = "fusion") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Validate one measurement pair; return ``(hsi, msi, r)`` as floating ``(N, ., ., .)`` tensors and the ratio.
+
+    The one validation path for an HSI/MSI pair (methods, estimators, networks, workflows), with one set of
+    messages:
+
+    * both are ``(N, C, H, W)`` tensors (NumPy arrays accepted) with the same batch ``N`` (``single``: ``N == 1``,
+      for methods that fit one pair at a time);
+    * ``hsi_bands`` / ``msi_bands``, when given, are the band counts the caller's operators expect;
+    * the MSI grid refines the HSI grid by one integer ratio ``r`` in both directions; ``ratio``, when given, must
+      equal it;
+    * ``finite``: neither contains NaN or infinity.
+
+    ``who`` names the caller in the messages (e.g. ``"UDALN"``).
+    """
+    h = check_image_tensor(hsi, "low-resolution HSI", channels=hsi_bands)
+    m = check_image_tensor(msi, "multispectral image", channels=msi_bands)
+    if h.shape[0] != m.shape[0]:
+        raise InputError(f"{who}: the HSI batch ({h.shape[0]}) and the MSI batch ({m.shape[0]}) differ; give one MSI "
+                         "per HSI")
+    if single and h.shape[0] != 1:
+        raise InputError(f"{who} fits one image pair at a time, got a batch of {h.shape[0]}; call it once per pair")
+    (lh, lw), (H, W) = h.shape[-2:], m.shape[-2:]
+    if H % lh or W % lw or H // lh != W // lw:
+        raise InputError(f"{who}: HSI {lh}x{lw} and MSI {H}x{W} are not related by one integer ratio in both "
+                         "directions; crop the images so that MSI = ratio x HSI in height and width")
+    r = H // lh
+    if ratio is not None and check_ratio(ratio) != r:
+        raise InputError(f"{who}: ratio {ratio} disagrees with the image sizes: HSI {lh}x{lw} and MSI {H}x{W} give "
+                         f"ratio {r}; drop the ratio or crop the images")
+    if finite:
+        check_finite(h, "low-resolution HSI")
+        check_finite(m, "multispectral image")
+    return h, m, r

@@ -299,7 +299,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data.patches import DegradationFamily, PatchSampler, load_training_scenes, split_rows, validation_pairs
     from .data.simulation import SIMULATION_PRESETS
     from .errors import InputError
-    from .models.registry import get_model_spec
+    from .models.catalog import get_model_spec
     from .training import distributed
     from .training.loop import TrainOptions, train
 
@@ -446,7 +446,7 @@ def _pair_inputs(args: argparse.Namespace):
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from .io.atomic import atomic_output_dir, check_output_path
-    from .workflows.blind import estimate_operators, in_original_units, prepare_pair, save_operators
+    from .workflows.real_pair import estimate_operators, in_original_units, prepare_pair, save_operators
 
     say = _progress_printer(args.quiet)
     check_output_path(args.output, overwrite=args.overwrite, folder=True)
@@ -476,7 +476,7 @@ _ESTIMATE_FILES = ("physics.json", "psf.csv", "srf.npy", "srf.csv", "psf.png", "
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    from .workflows.blind import run_real_pair
+    from .workflows.real_pair import run_real_pair
 
     say = _progress_printer(args.quiet)
     hsi, msi = _pair_inputs(args)
@@ -582,7 +582,7 @@ def cmd_synth_train_unmixing(args: argparse.Namespace) -> int:
     from .errors import InputError
     from .io.atomic import atomic_output
     from .synthesis.unmixing import UnmixingTrainOptions, load_unmixing, rgb_response, train_unmixing
-    from .workflows.synthesis import reference_unmixing, unmixing_accuracy
+    from .workflows.synth import reference_unmixing, unmixing_accuracy
 
     say = _progress_printer(args.quiet)
     _precheck_run(args, "hsfuse synth train-unmixing")
@@ -617,7 +617,7 @@ def cmd_synth_train_unmixing(args: argparse.Namespace) -> int:
 def cmd_synth_unmix(args: argparse.Namespace) -> int:
     from .io.atomic import check_output_path
     from .synthesis.unmixing import load_unmixing
-    from .workflows.synthesis import infer_folder, load_rgb_images
+    from .workflows.synth import infer_folder, load_rgb_images
 
     say = _progress_printer(args.quiet)
     check_output_path(args.output, overwrite=args.overwrite, folder=True)
@@ -636,7 +636,7 @@ def cmd_synth_unmix(args: argparse.Namespace) -> int:
 
 def cmd_synth_train_diffusion(args: argparse.Namespace) -> int:
     from .synthesis.diffusion import DiffusionTrainOptions, train_diffusion
-    from .workflows.synthesis import load_abundance_folder
+    from .workflows.synth import load_abundance_folder
 
     say = _progress_printer(args.quiet)
     _precheck_run(args, "hsfuse synth train-diffusion")
@@ -656,7 +656,7 @@ def cmd_synth_train_diffusion(args: argparse.Namespace) -> int:
 
 def cmd_synth_sample(args: argparse.Namespace) -> int:
     from .synthesis.diffusion import load_diffusion
-    from .workflows.synthesis import sample_to_folder
+    from .workflows.synth import sample_to_folder
 
     say = _progress_printer(args.quiet)
     model = load_diffusion(args.weights, device=args.device)
@@ -672,7 +672,7 @@ def cmd_synth_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_synth_make(args: argparse.Namespace) -> int:
-    from .workflows.synthesis import make_dataset
+    from .workflows.synth import make_dataset
 
     say = _progress_printer(args.quiet)
     say(f"synthesising cubes from {args.abundances} with the endmembers of {args.unmixing}")
@@ -686,7 +686,7 @@ def cmd_synth_make(args: argparse.Namespace) -> int:
 
 
 def cmd_synth_report(args: argparse.Namespace) -> int:
-    from .workflows.synthesis import realism
+    from .workflows.synth import realism
 
     say = _progress_printer(args.quiet)
     say(f"comparing {args.synthetic} with {', '.join(args.scene or args.real)}")
@@ -796,7 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_fuse)
 
-    from .models.registry import MODELS
+    from .models.catalog import MODELS
 
     p = sub.add_parser("train", help="train a supervised fusion network on reference HSIs (Wald simulation)",
                        description="Random patches of the reference HSIs are degraded on the fly with a "
@@ -916,7 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pair", help="real pair end to end: mask, estimate, check registration, fuse, no-reference "
                        "scores, figures",
                        description="The blind-fusion workflow for a real pair with no reference (see "
-                       "hsfuse.workflows.blind): no-data masking, PSF/SRF estimation, co-registration check, "
+                       "hsfuse.workflows.real_pair): no-data masking, PSF/SRF estimation, co-registration check, "
                        "fusion with each method, QNR and consistency scores, figures; all into OUTDIR.")
     pair_options(p)
     p.add_argument("--methods", nargs="+", default=["fuse", "udaln"], help="fusion methods (default: fuse udaln)")

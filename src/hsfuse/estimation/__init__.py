@@ -6,5 +6,5 @@
 * :mod:`~hsfuse.estimation.registration`: the co-registration check of a pair.
 
 UDALN's stage 1 is the other estimator (:func:`hsfuse.methods.udaln.estimate_udaln`); the real-pair workflow
-(:mod:`hsfuse.workflows.blind`) chooses between them by name.
+(:mod:`hsfuse.workflows.real_pair`) chooses between them by name.
 """

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InputError
 from ..models.inference import fuse_with_network
-from ..models.registry import MODELS
+from ..models.catalog import MODELS
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
 from .bicubic import fuse_bicubic

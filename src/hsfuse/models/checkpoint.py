@@ -49,7 +49,7 @@ class ModelCard:
     """What a checkpoint's weights are for.
 
     Attributes:
-        method: registry name of the network (``hsfuse.models.registry.MODELS``).
+        method: registry name of the network (``hsfuse.models.catalog.MODELS``).
         config: architecture options (the config dataclass as a dict).
         hsi_bands, msi_bands, ratio: the data layout the network was built for.
         wavelengths_nm: HSI band centres of the training data, if known.
@@ -202,7 +202,7 @@ def load_model(path: str | os.PathLike[str], *, hsi_bands: int | None = None, ms
     ``hsi_bands``, ``msi_bands`` and ``ratio`` (when given) are the data's; a checkpoint built for other values
     is refused with one message naming both.
     """
-    from .registry import build_model
+    from .catalog import build_model
 
     card, folder = read_card(path)
     wanted = {"HSI bands": (hsi_bands, card.hsi_bands), "MSI bands": (msi_bands, card.msi_bands),

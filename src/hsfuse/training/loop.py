@@ -46,7 +46,7 @@ from ..metrics.presets import evaluate, get_preset
 from ..models.base import count_parameters
 from ..models.checkpoint import ModelCard, read_card, resolve_checkpoint, save_model, write_pointer
 from ..models.inference import run_network
-from ..models.registry import build_model, get_model_spec, resolve_config
+from ..models.catalog import build_model, get_model_spec, resolve_config
 from . import distributed
 from .engine import check_run_dir, progress_bar, rng_state, set_rng_state
 
@@ -58,7 +58,7 @@ class TrainOptions:
     """Options of a training run (anything ``None`` takes the paper recipe's value).
 
     Attributes:
-        method: network name in :data:`hsfuse.models.registry.MODELS`.
+        method: network name in :data:`hsfuse.models.catalog.MODELS`.
         config: architecture configuration name (``"paper"``, ``"tiny"``) or a dict of options.
         steps: optimiser steps of this run.
         batch_size: samples per step per process.

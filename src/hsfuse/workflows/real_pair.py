@@ -47,7 +47,7 @@ from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
 from ..physics.spectral import apply_srf
 from ..physics.transfer import Transfer, srgb_to_linear, to_linear
-from ..viz.blind import plot_convergence, plot_psf, plot_real_pair, plot_srf
+from ..viz.blind_figures import plot_convergence, plot_psf, plot_real_pair, plot_srf
 from ..types import Cube, FusionMeasurement, infer_ratio
 
 __all__ = ["srgb_to_linear", "ESTIMATORS", "default_kernel_size", "estimate_operators", "in_original_units",

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from ..metrics.realism import RealismReport
 from ..types import Cube
-from .blind import _hsi_rgb_bands
+from .blind_figures import _hsi_rgb_bands
 from .figures import _check_output, _check_size, _check_stretch, _matplotlib, _new_figure, _save, false_colour
 
 __all__ = ["plot_realism", "plot_abundances", "plot_previews"]

@@ -250,7 +250,7 @@ def infer_folder(model: Any, images: Sequence[tuple[str, np.ndarray]], out: str 
     ``progress(done, total)`` counts images.
     """
     from ..synthesis.unmixing import infer_abundances
-    from ..viz.synthesis import plot_abundances
+    from ..viz.synthesis_figures import plot_abundances
 
     if not images:
         raise InputError("no images to unmix")
@@ -548,7 +548,7 @@ def realism(synthetic_dir: str | os.PathLike[str], real: Sequence[str | os.PathL
     from ..data.patches import load_training_scenes
     from ..data.scenes import load_scene
     from ..metrics.realism import realism_report
-    from ..viz.synthesis import plot_abundances, plot_previews, plot_realism
+    from ..viz.synthesis_figures import plot_abundances, plot_previews, plot_realism
 
     check_output_path(out, overwrite=overwrite, folder=True)
     folder = Path(synthetic_dir)

@@ -1,4 +1,4 @@
-"""Tests of hsfuse.viz.blind: PSF/SRF/convergence/real-pair figures, centred padding, default pixels.
+"""Tests of hsfuse.viz.blind_figures: PSF/SRF/convergence/real-pair figures, centred padding, default pixels.
 
 Independent sources: padded kernels and picked pixels are worked out by hand in the comments; PNG validity
 and size come from matplotlib's own PNG reader (``matplotlib.image.imread``), compared with figsize * dpi.
@@ -14,7 +14,7 @@ import torch
 
 from hsfuse.errors import InputError, OutputExistsError
 from hsfuse.types import Cube
-from hsfuse.viz.blind import (
+from hsfuse.viz.blind_figures import (
     _row_normalized,
     default_pixels,
     pad_centred,
