@@ -10,7 +10,8 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["check_image_tensor", "check_ratio", "check_finite", "check_positive_int", "check_pair"]
+__all__ = ["check_image_tensor", "check_ratio", "check_finite", "check_positive_int", "parse_positive_int",
+           "check_pair"]
 
 
 def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> torch.Tensor:
@@ -39,28 +40,38 @@ def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> tor
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an ``int >= minimum`` or raise :class:`InputError` naming ``name``.
 
-    Integral floats (``4.0``) and numeric strings (``"4"``, as a command line gives them) are accepted; booleans,
-    fractions (``2.5``), NaN and anything below ``minimum`` are not. This is the one integer checker of the
-    package (options, ratios, tile sizes, step counts, command-line integers).
+    Python and NumPy integers are accepted; booleans, floats (even ``4.0``: a float where a count is expected is
+    usually a mistake) and anything below ``minimum`` are not. This is the one integer checker of the package
+    (options, tile sizes, step counts); the command line parses its text with :func:`parse_positive_int`.
     """
-    bad = InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if isinstance(value, bool):
-        raise bad
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def parse_positive_int(text: str, name: str, *, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` from command-line text (``"4"``; ``"4.0"`` is accepted, ``"2.5"`` is not)."""
     try:
-        number = float(value)
+        number = float(text)
     except (TypeError, ValueError):
-        raise bad from None
-    if not math.isfinite(number) or number != int(number) or number < minimum:
-        raise bad
-    return int(number)
+        raise InputError(f"{name} must be an integer >= {minimum}, got {text!r}") from None
+    if not math.isfinite(number) or number != int(number):
+        raise InputError(f"{name} must be an integer >= {minimum}, got {text!r}")
+    return check_positive_int(int(number), name, minimum=minimum)
 
 
 def check_ratio(ratio: Any, name: str = "ratio") -> int:
     """Return ``ratio`` as a positive ``int`` or raise :class:`InputError` (2.0 is accepted, 2.5 is not)."""
+    message = f"{name} must be a positive integer (the HSI/MSI resolution ratio), got {ratio!r}"
+    if isinstance(ratio, bool):
+        raise InputError(message)
     try:
-        return check_positive_int(ratio, name)
-    except InputError:
-        raise InputError(f"{name} must be a positive integer (the HSI/MSI resolution ratio), got {ratio!r}") from None
+        value = float(ratio)
+    except (TypeError, ValueError):
+        raise InputError(message) from None
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise InputError(message)
+    return int(value)
 
 
 def check_finite(x: torch.Tensor | np.ndarray, name: str) -> None:
