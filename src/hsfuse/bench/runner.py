@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,16 +108,33 @@ def run_benchmark(
     device: str = "cpu",
     seed: int = 0,
     warmup: bool = True,
+    weights: Mapping[str, str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every method on every case at every ratio; return one dict per run (tidy rows).
 
-    With ``warmup`` each method runs once untimed before its first timed run.
+    With ``warmup`` each method runs once untimed before its first timed run. ``weights`` maps each trained
+    network among ``methods`` to its checkpoint (``hsfuse bench --weights NAME=PATH``); ``options`` maps a method
+    to its options (checked against its options dataclass before any case runs).
 
     Row keys: ``scene``, ``sensor``, ``msi_bands``, ``ratio``, ``method``, ``height``, ``width``, ``bands``,
     the metric names of ``metric_preset`` (lower case), ``time_s``, ``peak_mem_mib``, ``memory_kind``.
     """
     specs = [get_method(m) for m in methods]
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - {s.name for s in specs if s.needs_training})
+    if unknown:
+        raise InputError(f"--weights for {', '.join(unknown)}: give weights only for the trained networks among the "
+                         "benchmarked methods")
+    missing = [s.name for s in specs if s.needs_training and s.name not in weights]
+    if missing:
+        raise InputError(f"{', '.join(missing)} are trained networks: pass --weights NAME=CHECKPOINT for each "
+                         "(a run folder from 'hsfuse train')")
+    chosen = {s.name: s.make_options((options or {}).get(s.name)) for s in specs}
+    extra = sorted(set(options or {}) - set(chosen))
+    if extra:
+        raise InputError(f"options given for {', '.join(extra)}, which are not among the benchmarked methods")
     rows: list[dict[str, Any]] = []
     warmed: set[str] = set()
     for case in cases:
@@ -130,11 +147,14 @@ def run_benchmark(
             for spec in specs:
                 if on_progress is not None:
                     on_progress(f"{case.label} r={ratio} {spec.name}")
+                def run() -> torch.Tensor:
+                    return spec.run(y, physics, options=chosen[spec.name], weights=weights.get(spec.name))
+
                 with torch.no_grad():
                     if warmup and spec.name not in warmed:  # first call pays one-off costs (imports, plans)
-                        spec.function(y, physics)
+                        run()
                         warmed.add(spec.name)
-                    est, wall, mem = measure(lambda: spec.function(y, physics), device=device)
+                    est, wall, mem = measure(run, device=device)
                 scores = evaluate(ref, est.detach().cpu().double(), preset=metric_preset, ratio=ratio)
                 H, W, L = sim.reference.shape
                 rows.append({

@@ -6,13 +6,24 @@ and is re-exported here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..physics import FusionObservation
 from ..physics.interpolation import CubicBoundary, keys_kernel, upsample_cubic
 from ..types import FusionMeasurement
+from .options import MethodOptions, option
 
-__all__ = ["CubicBoundary", "keys_kernel", "upsample_cubic", "fuse_bicubic"]
+__all__ = ["CubicBoundary", "keys_kernel", "upsample_cubic", "fuse_bicubic", "BicubicOptions"]
+
+
+@dataclass(frozen=True)
+class BicubicOptions(MethodOptions):
+    """Options of :func:`fuse_bicubic`."""
+
+    boundary: CubicBoundary = option("replicate", "border handling of the cubic kernel: replicate (MATLAB imresize), "
+                                     "reflect or circular")
 
 
 def fuse_bicubic(

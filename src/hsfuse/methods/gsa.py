@@ -30,6 +30,7 @@ Choices where hsfuse differs from the MATLAB code, and why:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -41,10 +42,20 @@ from ..physics import FusionObservation
 from ..physics.spatial import blur, decimate
 from ..types import FusionMeasurement
 from .bicubic import CubicBoundary, upsample_cubic
+from .options import MethodOptions, option
 
-__all__ = ["fuse_gsa", "degrade_msi", "band_groups"]
+__all__ = ["fuse_gsa", "degrade_msi", "band_groups", "GsaOptions"]
 
 MsiDegradation = Literal["physics", "block_mean"]
+
+
+@dataclass(frozen=True)
+class GsaOptions(MethodOptions):
+    """Options of :func:`fuse_gsa` (defaults: hsfuse's choices, see the module docstring)."""
+
+    degrade: MsiDegradation = option("physics", "how the MSI is brought to the HSI grid: physics (the known PSF "
+                                     "and decimation phase) or block_mean (mean of r x r blocks, PSF-free)")
+    boundary: CubicBoundary = option("replicate", "border handling of the cubic upsampling of the HSI")
 
 
 def degrade_msi(msi: torch.Tensor, physics: FusionObservation, *, degrade: MsiDegradation = "physics") -> torch.Tensor:

@@ -1,63 +1,149 @@
 """The catalogue of fusion methods: an explicit ``name -> MethodSpec`` dict, filled in plain code.
 
-Every method is called the same way, ``spec.function(y, physics, **options)`` with a
-:class:`~hsfuse.types.FusionMeasurement` and a :class:`~hsfuse.physics.FusionObservation`, and returns the
-fused HSI ``(N, L, H, W)`` on the input's device and dtype. Add a method by writing its function and one
-entry below; nothing is discovered at import time. The supervised networks of :mod:`hsfuse.models` appear here
-too (``needs_training=True``): their function loads a checkpoint given as ``weights=``.
+Every method is a function ``fuse_<name>(y, physics, *, options...)`` taking a
+:class:`~hsfuse.types.FusionMeasurement` and a :class:`~hsfuse.physics.FusionObservation` and returning the fused
+HSI ``(N, L, H, W)`` on the input's device and dtype. Its :class:`MethodSpec` says what it needs and how it
+behaves, and carries its options dataclass (:mod:`hsfuse.methods.options`), so the command line, the benchmark
+runner, the large-scene engine and the Python API treat every method alike and no caller branches on a name.
+
+Adding a method touches its own module (the function and its ``<Name>Options``) and one entry below; the networks
+of :mod:`hsfuse.models.catalog` are added by the loop at the end.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from ..errors import InputError
-from ..models.inference import fuse_with_network
 from ..models.catalog import MODELS
 from ..physics import FusionObservation
+from ..physics.specs import build_observation
+from ..progress import ProgressFn, reporter
 from ..types import FusionMeasurement
-from .bicubic import fuse_bicubic
-from .gsa import fuse_gsa
-from .sylvester import fuse_fuse
-from .udaln import fuse_udaln
+from .bicubic import BicubicOptions, fuse_bicubic
+from .gsa import GsaOptions, fuse_gsa
+from .networks import NetworkOptions, network_function
+from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
+from .sylvester import FuseOptions, fuse_fuse
+from .udaln import UdalnOptions, fuse_udaln
 
-__all__ = ["MethodSpec", "METHODS", "get_method", "fuse"]
+__all__ = ["MethodSpec", "METHODS", "Need", "Locality", "get_method", "fuse"]
+
+#: what a method needs besides the two images
+Need = Literal["psf", "srf", "weights"]
+#: how far an output pixel's inputs reach: a halo in LR pixels (``halo * r`` HR pixels), or ``"global"``
+Locality = int | Literal["global"]
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A fusion method and what it needs.
+    """A fusion method, what it needs and how it behaves.
 
     Attributes:
-        name: registry key.
-        function: ``function(y, physics, **options) -> (N, L, H, W)``.
+        name: registry key (``hsfuse fuse --method NAME``).
+        function: ``function(y, physics, **options, **runtime) -> (N, L, H, W)``; its keyword-only parameters are
+            exactly the fields of ``options`` plus runtime arguments among ``progress``, ``device``, ``weights``,
+            ``valid`` (``tests/test_methods_contract.py`` checks it).
         description: one line for listings.
-        needs_psf: the result depends on the PSF in ``physics`` being right (a guessed PSF degrades it).
-        needs_srf: the result depends on the SRF in ``physics`` being right.
         reference: the paper (and code base) the implementation follows.
-        needs_training: the method needs trained weights (deep models); classical methods do not.
-        fits_per_image: the method optimises a model on each image pair (minutes on a CPU, e.g. UDALN); the
-            demo and the default benchmark leave it out (name it explicitly to run it).
+        options: the frozen dataclass of the method's options (defaults = the paper's or code base's).
+        needs: what must be right for a good result: ``"psf"`` and ``"srf"`` (the operators in ``physics``; a
+            guessed PSF degrades the result), ``"weights"`` (a trained checkpoint).
+        blind: estimates the operators it needs from the pair itself (UDALN).
+        fits_per_image: optimises a model on each pair (minutes on a CPU); the demo and the default benchmark
+            leave it out (name it to run it).
+        locality: an HR output pixel depends on inputs within ``locality`` LR pixels (``locality * r`` HR pixels,
+            see :meth:`halo`), or ``"global"``: on statistics of the whole image (subspace, regression, a fitted
+            network), which the large-scene engine computes in a separate fit step.
+        devices: device types it runs on.
     """
 
     name: str
     function: Callable[..., torch.Tensor]
     description: str
-    needs_psf: bool
-    needs_srf: bool
     reference: str
-    needs_training: bool = False
+    options: type[MethodOptions]
+    needs: frozenset[Need] = frozenset()
+    blind: bool = False
     fits_per_image: bool = False
+    locality: Locality = "global"
+    devices: tuple[str, ...] = ("cpu", "cuda")
+
+    @property
+    def needs_psf(self) -> bool:
+        return "psf" in self.needs
+
+    @property
+    def needs_srf(self) -> bool:
+        return "srf" in self.needs
+
+    @property
+    def needs_training(self) -> bool:
+        """The method needs trained weights (a network)."""
+        return "weights" in self.needs
 
     @property
     def direct(self) -> bool:
         """Runs in seconds with nothing prepared: no trained weights, no per-image fitting (demo, default bench)."""
         return not (self.needs_training or self.fits_per_image)
+
+    def halo(self, ratio: int) -> int | None:
+        """The halo in HR pixels at ``ratio`` (``None`` for a global method)."""
+        return None if self.locality == "global" else int(self.locality) * int(ratio)
+
+    def runtime_arguments(self) -> tuple[str, ...]:
+        """The runtime arguments (``progress``, ``device``, ``weights``, ``valid``) the function accepts."""
+        params = inspect.signature(self.function).parameters
+        return tuple(n for n in RUNTIME_ARGUMENTS if n in params)
+
+    def make_options(self, values: Mapping[str, Any] | MethodOptions | None = None) -> MethodOptions:
+        """The method's options from a mapping (unknown keys and wrong types refused) or an instance."""
+        return options_from(self.options, values, method=self.name)
+
+    def run(self, y: FusionMeasurement, physics: FusionObservation, *,
+            options: Mapping[str, Any] | MethodOptions | None = None, weights: Any = None,
+            device: str | torch.device | None = None, progress: ProgressFn | None = None,
+            valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the method with its options and the runtime arguments it takes.
+
+        ``weights`` is required by (and only accepted for) trained networks; ``valid`` (an ``(H, W)`` usable-pixel
+        mask) only by methods that can ignore pixels. A method without a ``device`` argument runs where ``y`` and
+        ``physics`` are moved to; one without ``progress`` reports ``(0, 1)`` and ``(1, 1)``.
+        """
+        opts = self.make_options(options)
+        accepted = self.runtime_arguments()
+        if self.needs_training and weights is None:
+            raise InputError(f"{self.name} is a trained network: pass weights= (CLI: --weights CHECKPOINT: a run folder "
+                             "from 'hsfuse train', one of its checkpoint folders, or a model.safetensors)")
+        if weights is not None and "weights" not in accepted:
+            raise InputError(f"weights are for trained networks; {self.name} needs none")
+        if valid is not None and "valid" not in accepted:
+            raise InputError(f"{self.name} cannot ignore masked pixels (valid=); fill or crop them first")
+        runtime: dict[str, Any] = {k: v for k, v in (("weights", weights), ("valid", valid)) if v is not None}
+        if device is not None:
+            dev = torch.device(device)
+            if dev.type not in self.devices:
+                raise InputError(f"{self.name} runs on {', '.join(self.devices)}, not {dev.type}")
+            if "device" in accepted:
+                runtime["device"] = str(dev)
+            else:
+                y = FusionMeasurement(y.hsi.to(dev), y.msi.to(dev))
+                physics = physics.to(device=dev)
+        report = reporter(progress)
+        if "progress" in accepted:
+            runtime["progress"] = progress
+        else:
+            report(0, 1, info=self.name)
+        out = self.function(y, physics, **opts.as_kwargs(), **runtime)
+        if "progress" not in accepted:
+            report(1, 1, info=self.name)
+        return out
 
 
 METHODS: dict[str, MethodSpec] = {
@@ -65,70 +151,63 @@ METHODS: dict[str, MethodSpec] = {
         name="bicubic",
         function=fuse_bicubic,
         description="Keys-cubic upsampling of the HSI on the decimation grid (ignores the MSI): the floor",
-        needs_psf=False,
-        needs_srf=False,
         reference="R. Keys, 'Cubic convolution interpolation for digital image processing', IEEE TASSP 29(6), 1981",
+        options=BicubicOptions,
+        locality=2,  # the Keys kernel reaches 2 LR pixels on each side
     ),
     "gsa": MethodSpec(
         name="gsa",
         function=fuse_gsa,
         description="Gram-Schmidt Adaptive component substitution per MSI band on its most correlated HSI bands",
-        needs_psf=False,
-        needs_srf=False,
         reference="Aiazzi, Baronti, Selva, IEEE TGRS 45(10), 2007; HS-MS form of Yokoya, Grohnfeldt, Chanussot, "
         "IEEE GRSM 5(2), 2017 (HSMSFusionToolbox GSA_wrapper.m)",
+        options=GsaOptions,
+        locality="global",  # band groups and regression weights over the whole image
     ),
     "fuse": MethodSpec(
         name="fuse",
         function=fuse_fuse,
         description="FUSE/R-FUSE: closed-form Sylvester solution in a PCA subspace (circular model, FFT)",
-        needs_psf=True,
-        needs_srf=True,
         reference="Wei, Dobigeon, Tourneret, IEEE TIP 24(11), 2015; R-FUSE, IEEE SPL 23(11), 2016",
+        options=FuseOptions,
+        needs=frozenset({"psf", "srf"}),
+        locality="global",  # PCA subspace of the whole HSI, FFT over the whole image
     ),
     "udaln": MethodSpec(
         name="udaln",
         function=fuse_udaln,
         description="UDALN: unsupervised and blind; learns the PSF, the SRF and a spectral upsampling net from "
-        "the pair itself (three stages; --schedule paper|fast)",
-        needs_psf=False,
-        needs_srf=False,
+        "the pair itself (three stages; option schedule=paper|fast)",
         reference="Li, Zheng, Yao, Gao, Hong, IEEE GRSL 19, 2022, art. 6007305 (JiaxinLiCAS/UDALN_GRSL)",
+        options=UdalnOptions,
+        blind=True,
         fits_per_image=True,
+        locality="global",  # a network fitted to the whole pair
     ),
 }
 
-
-def _network_function(name: str) -> Callable[..., torch.Tensor]:
-    """The registry function of network ``name``: load a checkpoint of that network and fuse with it."""
-
-    def fuse_network(y: FusionMeasurement, physics: FusionObservation | None, *, weights: str,
-                     tile: int | str | None = "auto", overlap: int = 4, memory_gb: float = 4.0,
-                     device: str | None = None, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        return fuse_with_network(y, physics, weights=weights, method=name, tile=tile, overlap=overlap,
-                                 memory_gb=memory_gb, device=device, progress=progress)
-
-    fuse_network.__name__ = fuse_network.__qualname__ = f"fuse_{name}"
-    fuse_network.__doc__ = (f"Fuse with a trained {name} checkpoint (``weights``); see "
-                            ":func:`hsfuse.models.inference.fuse_with_network` for the options.")
-    return fuse_network
-
-
 for _name, _model in MODELS.items():
-    METHODS[_name] = MethodSpec(name=_name, function=_network_function(_name), description=_model.description,
-                                needs_psf=False, needs_srf=False, reference=_model.reference, needs_training=True)
+    METHODS[_name] = MethodSpec(name=_name, function=network_function(_name), description=_model.description,
+                                reference=_model.reference, options=NetworkOptions, needs=frozenset({"weights"}),
+                                locality=4)  # approximate: tiles overlap by 4 LR pixels and are blended
 
 
 def get_method(name: str) -> MethodSpec:
     """The :class:`MethodSpec` registered as ``name``, or :class:`InputError` listing the known names."""
     spec = METHODS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise InputError(f"unknown fusion method {name!r}; choose one of: {', '.join(sorted(METHODS))}")
+        raise InputError(f"unknown fusion method {name!r}; choose one of: {', '.join(sorted(METHODS))} (see "
+                         "'hsfuse methods')")
     return spec
 
 
-def fuse(name: str, y: FusionMeasurement, physics: FusionObservation, **options: Any) -> torch.Tensor:
-    """Run the method ``name`` on ``y`` with ``physics``; ``options`` are that method's keyword options.
+def fuse(name: str, y: FusionMeasurement, physics: FusionObservation | None = None, **options: Any) -> torch.Tensor:
+    """Run the method ``name`` on the tensors ``y`` with ``physics``; ``options`` are the method's options and
+    runtime arguments (``weights``, ``device``, ``progress``, ``valid``).
+
+    ``physics=None`` is accepted by methods that need neither PSF nor SRF (the ratio comes from the sizes and the
+    default Gaussian PSF of FWHM ``r`` is used for the decimation phase); the others raise :class:`InputError`.
+    For NumPy arrays, cubes and files use :func:`hsfuse.fuse`.
 
     Example:
         >>> from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse
@@ -136,13 +215,31 @@ def fuse(name: str, y: FusionMeasurement, physics: FusionObservation, **options:
         >>> tuple(fuse("bicubic", obs.A(torch.rand(1, 4, 6, 8)), obs).shape)
         (1, 4, 6, 8)
     """
+    from .._checks import check_pair
+
     spec = get_method(name)
-    params = inspect.signature(spec.function).parameters
-    allowed = [p.name for p in params.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InputError(
-            f"method {name!r} has no option(s) {', '.join(unknown)}; its options are: "
-            f"{', '.join(allowed) if allowed else '(none)'}"
-        )
-    return spec.function(y, physics, **options)
+    if physics is None:
+        if spec.needs_psf or spec.needs_srf:
+            raise InputError(f"method {name!r} needs the observation operators ({' and '.join(sorted(spec.needs))}): "
+                             "pass physics= (a FusionObservation), or use hsfuse.fuse(..., srf=..., psf=...)")
+        hsi, msi, r = check_pair(y.hsi, y.msi, who=name)
+        physics = build_observation(hsi_bands=hsi.shape[1], msi_bands=msi.shape[1], ratio=r, needs_srf=False)
+        physics = physics.to(device=hsi.device, dtype=hsi.dtype)
+    runtime = {k: options.pop(k) for k in RUNTIME_ARGUMENTS if k in options}
+    return spec.run(y, physics, options=options, **runtime)
+
+
+def options_table(spec: MethodSpec) -> list[dict[str, str]]:
+    """``hsfuse methods NAME``: one row per option (name, type, default, help)."""
+    from .options import describe_options
+
+    return describe_options(spec.options)
+
+
+def method_summary(spec: MethodSpec) -> dict[str, Any]:
+    """``hsfuse methods``: one row per method (name, needs, blind, per-image fit, locality, devices, description)."""
+    return {"method": spec.name, "needs": ",".join(sorted(spec.needs)) or "-", "blind": "yes" if spec.blind else "-",
+            "fits_per_image": "yes" if spec.fits_per_image else "-",
+            "locality": spec.locality if spec.locality == "global" else f"{spec.locality} LR px",
+            "devices": ",".join(spec.devices), "options": ", ".join(f.name for f in dataclasses.fields(spec.options)),
+            "description": spec.description}

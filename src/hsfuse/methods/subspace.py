@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_image_tensor, check_finite
+from .._checks import check_finite, check_image_tensor, check_positive_int
 from ..errors import InputError
 
 __all__ = ["pca_subspace"]
@@ -35,7 +35,7 @@ def pca_subspace(x: torch.Tensor, *, dim: int) -> torch.Tensor:
     x = check_image_tensor(x, "hyperspectral image")
     check_finite(x, "hyperspectral image")
     n_img, bands, h, w = x.shape
-    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= bands:
+    if check_positive_int(dim, "subspace dim") > bands:
         raise InputError(f"subspace dim must be an integer in [1, {bands}] (the number of bands), got {dim!r}")
     if dim > h * w:
         raise InputError(

@@ -47,19 +47,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-from .._checks import check_finite, check_image_tensor
+from .._checks import check_finite, check_image_tensor, check_positive_int
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
 from .bicubic import keys_kernel
+from .options import MethodOptions, option
 from .subspace import pca_subspace
 
-__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf"]
+__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "FuseOptions"]
 
 SigmaLike = float | Sequence[float] | torch.Tensor
+
+
+@dataclass(frozen=True)
+class FuseOptions(MethodOptions):
+    """Options of :func:`fuse_fuse`."""
+
+    subspace_dim: int = option(10, "p, the dimension of the PCA subspace of the HSI (FUSE's code uses 15; clipped "
+                               "to the band count)")
+    subspace: torch.Tensor | None = option(None, "an (L, p) or (N, L, p) basis to use instead of the PCA subspace", cli=False)
+    lam: float = option(1e-3, "prior weight relative to the unit-noise data terms (> 0)")
+    sigma_hsi: float | tuple[float, ...] | torch.Tensor = option(1.0, "HSI noise standard deviation: one number or "
+                                                                 "one per band (comma-separated)")
+    sigma_msi: float | tuple[float, ...] | torch.Tensor = option(1.0, "MSI noise standard deviation: one number or "
+                                                                 "one per band (comma-separated)")
 
 
 def _sigma_weights(sigma: SigmaLike, count: int, name: str) -> torch.Tensor:
@@ -308,8 +324,7 @@ def fuse_fuse(
     if not (math.isfinite(lam_f) and lam_f > 0):
         raise InputError(f"lam must be a positive finite prior weight (e.g. 1e-3), got {lam!r}")
     if subspace is None:
-        if isinstance(subspace_dim, bool) or not isinstance(subspace_dim, int) or subspace_dim < 1:
-            raise InputError(f"subspace_dim must be a positive integer, got {subspace_dim!r}")
+        subspace_dim = check_positive_int(subspace_dim, "subspace_dim")
         basis = pca_subspace(hsi.to(torch.float64), dim=min(subspace_dim, bands, h * w))
     else:
         basis = torch.as_tensor(subspace).to(device=hsi.device, dtype=torch.float64)

@@ -1,0 +1,200 @@
+"""The front door: ``hsfuse.fuse`` on NumPy arrays, cubes, tensors or files, and ``hsfuse fuse`` on files.
+
+:func:`fuse` turns what a user has into the measurement tensors and the observation operators (one path for
+Python and the command line: :func:`hsfuse.physics.specs.build_observation`), runs the method through its
+:class:`~hsfuse.methods.registry.MethodSpec` and returns the result as the kind it was given. :func:`fuse_to_file`
+is the ``hsfuse fuse`` command: every input and option checked before any work, the output written atomically.
+
+Example:
+    >>> import numpy as np, hsfuse
+    >>> hsi, msi = np.random.rand(8, 8, 31), np.random.rand(32, 32, 3)
+    >>> hsfuse.fuse(hsi, msi, method="gsa").shape
+    (32, 32, 31)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .._checks import check_pair
+from ..errors import InputError
+from ..io import read_cube, write_cube
+from ..io.atomic import check_output_path
+from ..methods.options import MethodOptions
+from ..methods.registry import MethodSpec, get_method
+from ..physics import FusionObservation
+from ..physics.spatial import Boundary
+from ..physics.specs import PsfSpec, SrfSpec, build_observation
+from ..progress import ProgressFn
+from ..types import Cube, FusionMeasurement
+
+__all__ = ["fuse", "fuse_to_file", "ImageLike", "FusionInputs", "prepare_inputs"]
+
+#: what :func:`fuse` accepts for each image: ``H x W x bands`` array, :class:`Cube`, ``(N, bands, H, W)`` tensor,
+#: or a file path (any format :func:`hsfuse.io.read_cube` reads)
+ImageLike = np.ndarray | Cube | torch.Tensor | str | os.PathLike
+
+
+@dataclass
+class FusionInputs:
+    """A pair made ready for a method: tensors, operators, the method, and what the result should look like."""
+
+    y: FusionMeasurement
+    physics: FusionObservation
+    spec: MethodSpec
+    options: MethodOptions
+    ratio: int
+    hsi: Cube | None  # the HSI as a cube (None for tensor input): wavelengths for the output
+    msi: Cube | None  # the MSI as a cube: georeferencing for the output
+    kind: Literal["array", "cube", "tensor", "file"]
+
+
+def _as_cube(x: Any, label: str, *, variable: str | None, layout: str) -> tuple[Cube | torch.Tensor, str]:
+    if isinstance(x, Cube):
+        return x, "cube"
+    if isinstance(x, torch.Tensor):
+        return x, "tensor"
+    if isinstance(x, (str, os.PathLike)):
+        return read_cube(x, variable=variable, layout=layout), "file"  # type: ignore[arg-type]
+    if isinstance(x, np.ndarray):
+        if x.ndim not in (2, 3):
+            raise InputError(f"the {label} array must be H x W x bands (or H x W for one band), got shape {x.shape}")
+        return Cube(x), "array"
+    raise InputError(f"the {label} must be a NumPy array (H x W x bands), a Cube, a torch tensor (N, bands, H, W) or "
+                     f"a file path, got {type(x).__name__}")
+
+
+def _usable(cube: Cube, label: str) -> None:
+    bad = int((~cube.valid_mask()).sum())
+    if bad:
+        raise InputError(f"the {label} has {bad} no-data or NaN pixel(s); fill or crop them before fusion (hsfuse "
+                         "pair masks them for the blind workflow)")
+
+
+def prepare_inputs(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = None, srf: SrfSpec | None = None,
+                   psf: PsfSpec = None, physics: str | os.PathLike[str] | FusionObservation | None = None,
+                   bands: Sequence[str] | None = None, srf_normalize: Literal["sum", "none"] = "sum",
+                   offset: int | None = None, boundary: Boundary = "circular",
+                   options: Mapping[str, Any] | MethodOptions | None = None, hsi_variable: str | None = None,
+                   msi_variable: str | None = None, layout: str = "auto") -> FusionInputs:
+    """Everything :func:`fuse` checks and builds before running the method (no method work is done)."""
+    spec = get_method(method)
+    opts = spec.make_options(options)
+    h, kind_h = _as_cube(hsi, "HSI", variable=hsi_variable, layout=layout)
+    m, kind_m = _as_cube(msi, "MSI", variable=msi_variable, layout=layout)
+    if (kind_h == "tensor") != (kind_m == "tensor"):
+        raise InputError("give both images as torch tensors (N, bands, H, W), or neither")
+    wavelengths = fwhm = None
+    if isinstance(h, Cube) and isinstance(m, Cube):
+        _usable(h, "HSI")
+        _usable(m, "MSI")
+        hsi_t, msi_t = h.to_tensor(), m.to_tensor()
+        wavelengths, fwhm = h.wavelengths, h.fwhm
+    else:
+        hsi_t, msi_t = h, m  # type: ignore[assignment]
+    hsi_t, msi_t, r = check_pair(hsi_t, msi_t, ratio=ratio, finite=True, who="hsfuse.fuse")
+    obs = build_observation(hsi_bands=hsi_t.shape[1], msi_bands=msi_t.shape[1], ratio=r, wavelengths=wavelengths,
+                            fwhm=fwhm, srf=srf, psf=psf, physics=physics, bands=bands, srf_normalize=srf_normalize,
+                            offset=offset, boundary=boundary, needs_srf=spec.needs_srf)
+    dtype = hsi_t.dtype if hsi_t.dtype in (torch.float32, torch.float64) and kind_h == "tensor" else torch.float32
+    y = FusionMeasurement(hsi_t.to(dtype), msi_t.to(dtype))
+    kind: Any = kind_h if kind_h == kind_m else ("file" if "file" in (kind_h, kind_m) else "cube")
+    return FusionInputs(y=y, physics=obs.to(dtype=dtype), spec=spec, options=opts, ratio=r,
+                        hsi=h if isinstance(h, Cube) else None, msi=m if isinstance(m, Cube) else None, kind=kind)
+
+
+def _output(z: torch.Tensor, inputs: FusionInputs) -> Any:
+    if inputs.kind == "tensor":
+        return z
+    attrs = {"method": inputs.spec.name, "ratio": inputs.ratio}
+    for label, cube in (("hsi", inputs.hsi), ("msi", inputs.msi)):
+        if cube is not None and cube.attrs.get("source"):
+            attrs[label] = str(cube.attrs["source"])
+    cube = Cube.from_tensor(z.detach().cpu(), like=inputs.hsi, geo=inputs.msi.geo if inputs.msi else None,
+                            nodata=None, attrs=attrs)
+    return cube.data if inputs.kind == "array" else cube
+
+
+def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = None, srf: SrfSpec | None = None,
+         psf: PsfSpec = None, physics: str | os.PathLike[str] | FusionObservation | None = None,
+         bands: Sequence[str] | None = None, srf_normalize: Literal["sum", "none"] = "sum", offset: int | None = None,
+         boundary: Boundary = "circular", weights: str | os.PathLike[str] | None = None, device: str | None = None,
+         progress: ProgressFn | None = None, options: Mapping[str, Any] | MethodOptions | None = None,
+         **option_values: Any) -> Any:
+    """Fuse a low-resolution HSI with a high-resolution MSI/RGB using ``method``; return the high-resolution HSI.
+
+    ``Z = method(Y_h, Y_m)`` under ``Y_h = S(B * Z)``, ``Y_m = R Z`` (``B``: PSF, ``S``: decimation by the ratio
+    ``r``, ``R``: SRF), see the README's conventions.
+
+    Args:
+        hsi, msi: the pair as NumPy arrays ``h x w x L`` and ``H x W x m`` (``H = r h``), :class:`Cube` s, torch
+            tensors ``(N, L, h, w)`` / ``(N, m, H, W)``, or file paths (any format of :func:`hsfuse.io.read_cube`).
+        method: a name from ``hsfuse methods`` (:data:`hsfuse.methods.METHODS`).
+        ratio: checked against the image sizes when given (they define it).
+        srf: the MSI's spectral response (methods that need it): a sensor name (``hsfuse srf list``), a response
+            CSV, an ``(m, L)`` matrix (array or ``.npy``) or a ``SensorResponse``; named sensors need the HSI's
+            wavelengths (a Cube or a file that stores them). ``bands`` selects sensor bands by name.
+        psf: ``None`` (Gaussian of FWHM ``r``), ``"gaussian:fwhm=F[,size=K]"``, ``"gaussian:sigma=S"``, a kernel file
+            or a ``k x k`` array.
+        physics: a ``physics.json`` (``hsfuse simulate`` / ``hsfuse estimate``) or a ``FusionObservation`` instead
+            of ``srf``/``psf``/``offset``.
+        srf_normalize: ``"sum"`` (each SRF row sums to one, default) or ``"none"`` (the matrix carries a gain).
+        offset, boundary: decimation offset (default ``(r - 1) // 2``) and blur boundary of the model.
+        weights: a trained checkpoint (networks). device: ``"cpu"``, ``"cuda"``...
+        progress: ``callback(done, total)`` for long methods (tiles, iterations).
+        options / **option_values: the method's options (``hsfuse methods NAME`` lists them), as an options
+            dataclass, a mapping or keywords; unknown names and wrong types are refused.
+
+    Returns:
+        The same kind as the inputs: an ``H x W x L`` float32 array for arrays; a :class:`Cube` with the HSI's
+        wavelengths and the MSI's georeferencing for cubes and files; an ``(N, L, H, W)`` tensor for tensors.
+
+    Raises:
+        InputError: a missing or inconsistent piece (sizes, bands, SRF, PSF, options), naming the fix.
+    """
+    if options is not None and option_values:
+        raise InputError("give the method's options either as options=... or as keywords, not both")
+    inputs = prepare_inputs(hsi, msi, method=method, ratio=ratio, srf=srf, psf=psf, physics=physics, bands=bands,
+                            srf_normalize=srf_normalize, offset=offset, boundary=boundary,
+                            options=options if options is not None else option_values)
+    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but no CUDA GPU is available; use device='cpu'")
+    with torch.no_grad():
+        z = inputs.spec.run(inputs.y, inputs.physics, options=inputs.options, weights=weights, device=device,
+                            progress=progress)
+    return _output(z, inputs)
+
+
+def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                 method: str, overwrite: bool = False, hsi_variable: str | None = None,
+                 msi_variable: str | None = None, layout: str = "auto", weights: str | os.PathLike[str] | None = None,
+                 device: str | None = None, progress: ProgressFn | None = None,
+                 options: Mapping[str, Any] | MethodOptions | None = None, **physics_args: Any) -> tuple[Path, Cube]:
+    """``hsfuse fuse``: read both files, fuse (as :func:`fuse`), write ``output`` atomically; return its path and cube.
+
+    The output path, the checkpoint, the images, the operators and the options are all checked before the method
+    runs; ``physics_args`` are :func:`fuse`'s ``ratio``, ``srf``, ``psf``, ``physics``, ``bands``, ``srf_normalize``,
+    ``offset``, ``boundary``.
+    """
+    check_output_path(output, overwrite=overwrite)
+    if weights is not None:
+        from ..models.checkpoint import read_card
+
+        read_card(weights)  # a missing or corrupt checkpoint is reported before reading the images
+    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
+    inputs = prepare_inputs(hsi, msi, method=method, options=options, hsi_variable=hsi_variable,
+                            msi_variable=msi_variable, layout=layout, **physics_args)
+    with torch.no_grad():
+        z = inputs.spec.run(inputs.y, inputs.physics, options=inputs.options, weights=weights, device=device,
+                            progress=progress)
+    cube = _output(z, inputs)
+    cube.attrs.update({"hsi": str(hsi), "msi": str(msi)})
+    return write_cube(cube, output, overwrite=overwrite), cube
