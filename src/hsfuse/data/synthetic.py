@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..errors import InputError, MissingDependencyError
 from ..types import Cube
 
@@ -182,14 +183,6 @@ def _check_wavelengths(wavelengths_nm: Any, lib: SpectralLibrary) -> np.ndarray:
             f"request band centres inside that range (or pick another library: {sorted(LIBRARIES)})"
         )
     return wl
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise InputError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -362,14 +355,14 @@ def synthetic_components(
     seed: int = 0,
 ) -> SceneComponents:
     """Draw the abundances, spectra and shading of a synthetic scene (see :func:`synthetic_scene`)."""
-    height = _check_int(height, "height", 4)
-    width = _check_int(width, "width", 4)
-    seed = _check_int(seed, "seed", 0)
+    height = check_positive_int(height, "height", minimum=4)
+    width = check_positive_int(width, "width", minimum=4)
+    seed = check_positive_int(seed, "seed", minimum=0)
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}")
     lib = spectral_library(library)
     n_lib = len(lib.material_names)
-    n_materials = _check_int(n_materials, "n_materials", 2)
+    n_materials = check_positive_int(n_materials, "n_materials", minimum=2)
     if n_materials > n_lib:
         raise InputError(
             f"n_materials={n_materials} but library {library!r} has only {n_lib} spectra; "

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_finite, check_image_tensor, check_ratio
+from .._checks import check_finite, check_image_tensor, check_positive_int, check_ratio
 from ..errors import InputError
 
 __all__ = [
@@ -91,12 +91,6 @@ def _positive_float(value: Any, name: str) -> float:
     if not math.isfinite(v) or v <= 0:
         raise InputError(f"{name} must be a positive finite number, got {value!r}")
     return v
-
-
-def _positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _choice(value: Any, name: str, options: tuple[str, ...]) -> str:
@@ -218,7 +212,7 @@ def ssim(
     ref, est = _pair(reference, estimate)
     L = _positive_float(data_range, "data_range")
     window = _choice(window, "window", ("gaussian", "uniform"))
-    size = _positive_int(window_size, "window_size", minimum=3)
+    size = check_positive_int(window_size, "window_size", minimum=3)
     if size % 2 == 0:
         raise InputError(f"window_size must be odd (the window needs a centre pixel), got {size}")
     s = _positive_float(sigma, "sigma")
@@ -448,7 +442,7 @@ def uiqi(reference: Any, estimate: Any, *, block_size: int = 32) -> torch.Tensor
         ``(N,)`` float64. Images smaller than ``block_size`` raise :class:`InputError`.
     """
     ref, est = _pair(reference, estimate)
-    k = _positive_int(block_size, "block_size", minimum=2)
+    k = check_positive_int(block_size, "block_size", minimum=2)
     H, W = ref.shape[-2:]
     if H < k or W < k:
         raise InputError(f"UIQI block {k}x{k} is larger than the {H}x{W} image; use a smaller block_size")
@@ -556,8 +550,8 @@ def q2n(reference: Any, estimate: Any, *, block_size: int = 32, shift: int = 32)
         ``(N,)`` float64 in ``[0, 1]``; 1 for identical images.
     """
     ref, est = _pair(reference, estimate)
-    b = _positive_int(block_size, "block_size", minimum=2)
-    s = _positive_int(shift, "shift")
+    b = check_positive_int(block_size, "block_size", minimum=2)
+    s = check_positive_int(shift, "shift")
     if s > b:
         raise InputError(f"shift ({s}) must not exceed block_size ({b}): blocks would skip pixels")
     N, C, H, W = ref.shape
@@ -592,7 +586,7 @@ def crop_border(x: Any, pixels: int) -> torch.Tensor:
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor) or x.ndim < 2:
         raise InputError(f"crop_border needs an image tensor (..., H, W), got {type(x).__name__}")
-    p = _positive_int(pixels, "pixels", minimum=0)
+    p = check_positive_int(pixels, "pixels", minimum=0)
     H, W = x.shape[-2:]
     if 2 * p >= min(H, W):
         raise InputError(f"cropping {p} pixels from each side of a {H}x{W} image leaves nothing; crop less")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._checks import check_ratio
+from .._checks import check_positive_int, check_ratio
 from ..errors import InputError
 from . import functional as fm
 
@@ -111,9 +111,10 @@ class MetricPreset:
             lo, hi = (float(v) for v in self.clip)
             _need(lo < hi, f"{where}: clip must be (lo, hi) with lo < hi, got {self.clip!r}")
             object.__setattr__(self, "clip", (lo, hi))
-        border_ok = isinstance(self.border, int) and not isinstance(self.border, bool) and self.border >= 0
-        message = f"{where}: border must be an integer >= 0 or 'ratio', got {self.border!r}"
-        _need(self.border == "ratio" or border_ok, message)
+        if isinstance(self.border, str):
+            _need(self.border == "ratio", f"{where}: border must be an integer >= 0 or 'ratio', got {self.border!r}")
+        else:
+            object.__setattr__(self, "border", check_positive_int(self.border, f"{where}: border", minimum=0))
         if isinstance(self.psnr_data_range, str):
             _need(
                 self.psnr_data_range in ("band_max", "image_max"),
@@ -125,7 +126,7 @@ class MetricPreset:
         for field in ("ssim_data_range", "ssim_sigma", "sam_eps", "q2n_scale"):
             fm._positive_float(getattr(self, field), f"{where}: {field}")
         for field in ("ssim_window_size", "uiqi_block", "q2n_block", "q2n_shift"):
-            fm._positive_int(getattr(self, field), f"{where}: {field}")
+            check_positive_int(getattr(self, field), f"{where}: {field}")
 
     def describe(self) -> str:
         """A human-readable account of every convention (for reports and ``hsfuse metrics --describe``)."""

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg import subspace_angles
 
+from .._checks import check_positive_int
 from ..errors import InputError
 
 __all__ = ["RealismReport", "abundance_validity", "nearest_angles", "realism_report"]
@@ -89,12 +90,6 @@ def _as_list(data: Any, name: str, ndim: int, what: str) -> list[np.ndarray]:
                 "share the same last axis"
             )
     return arrays
-
-
-def _int_at_least(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _pixels_2d(x: Any, name: str) -> np.ndarray:
@@ -178,7 +173,7 @@ def nearest_angles(query: np.ndarray, reference: np.ndarray, *, chunk: int = 409
     """
     q = _pixels_2d(query, "query")
     r = _pixels_2d(reference, "reference")
-    chunk = _int_at_least(chunk, "chunk", 1)
+    chunk = check_positive_int(chunk, "chunk", minimum=1)
     if q.shape[1] != r.shape[1]:
         raise InputError(
             f"query has {q.shape[1]} bands but reference has {r.shape[1]}; spectral angles need the same bands"
@@ -427,13 +422,12 @@ def realism_report(
             f"synthetic has {bands} bands but real has {rea[0].shape[-1]}; compare datasets with the same band set "
             "(resample one onto the other's bands first)"
         )
-    n_components = _int_at_least(n_components, "n_components", 1)
+    n_components = check_positive_int(n_components, "n_components", minimum=1)
     if n_components > bands:
         raise InputError(f"n_components={n_components} exceeds the {bands} bands; choose 1..{bands}")
-    max_pixels = _int_at_least(max_pixels, "max_pixels", 2)
-    bins = _int_at_least(bins, "bins", 1)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be an integer, got {seed!r}")
+    max_pixels = check_positive_int(max_pixels, "max_pixels", minimum=2)
+    bins = check_positive_int(bins, "bins", minimum=1)
+    seed = check_positive_int(seed, "seed", minimum=0)
     wl = None
     if wavelengths_nm is not None:
         try:

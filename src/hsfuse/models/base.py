@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from .._checks import check_image_tensor, check_ratio
+from .._checks import check_image_tensor, check_positive_int, check_ratio
 from ..errors import InputError
 
 __all__ = ["FusionNet", "BandScaling", "band_scales", "count_parameters", "config_from_dict"]
@@ -89,10 +89,8 @@ class FusionNet(nn.Module):
 
     def __init__(self, *, hsi_bands: int, msi_bands: int, ratio: int, config: Any) -> None:
         super().__init__()
-        if not isinstance(hsi_bands, int) or hsi_bands < 2:
-            raise InputError(f"hsi_bands must be an integer >= 2, got {hsi_bands!r}")
-        if not isinstance(msi_bands, int) or msi_bands < 1:
-            raise InputError(f"msi_bands must be an integer >= 1, got {msi_bands!r}")
+        hsi_bands = check_positive_int(hsi_bands, "hsi_bands", minimum=2)
+        msi_bands = check_positive_int(msi_bands, "msi_bands")
         ratio = check_ratio(ratio)
         problem = self.ratio_problem(ratio)
         if problem is not None:

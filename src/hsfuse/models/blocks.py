@@ -19,6 +19,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .._checks import check_positive_int
+
 __all__ = [
     "strided_geometry",
     "LearnedObservation",
@@ -148,8 +150,7 @@ CarafePadding = Literal["zeros", "replicate"]
 
 def prime_factors(n: int) -> list[int]:
     """Prime factors of ``n >= 2`` in ascending order with multiplicity (``12 -> [2, 2, 3]``)."""
-    if n < 2:
-        raise ValueError(f"prime_factors needs an integer >= 2, got {n}")
+    n = check_positive_int(n, "prime_factors: n", minimum=2)
     out, p = [], 2
     while p * p <= n:
         while n % p == 0:
@@ -213,7 +214,8 @@ class CARAFEStage(nn.Module):
 
     def __init__(self, channels: int, *, scale: int, k_up: int = 5, padding: CarafePadding = "zeros") -> None:
         super().__init__()
-        if k_up < 1 or k_up % 2 == 0:
+        k_up = check_positive_int(k_up, "k_up")
+        if k_up % 2 == 0:
             raise ValueError(f"k_up must be a positive odd integer, got {k_up}")
         self.scale = scale
         self.k_up = k_up

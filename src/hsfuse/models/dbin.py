@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from .base import FusionNet
 from .blocks import LearnedObservation, back_projection, strided_geometry, variance_scaling_init_
@@ -51,8 +52,9 @@ class DBINConfig:
     negative_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.resblocks < 0 or self.iterations < 0:
-            raise InputError(f"DBINConfig needs width >= 1, resblocks >= 0, iterations >= 0, got {self}")
+        for name, minimum in (("width", 1), ("resblocks", 0), ("iterations", 0)):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), f"DBINConfig.{name}",
+                                                              minimum=minimum))
         if not 0.0 <= self.negative_slope < 1.0:
             raise InputError(f"negative_slope must be in [0, 1), got {self.negative_slope}")
 

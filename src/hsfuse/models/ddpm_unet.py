@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from ..errors import InputError
 
 __all__ = ["DenoiserConfig", "SR3UNet", "DENOISER_CONFIGS"]
@@ -42,8 +43,12 @@ class DenoiserConfig:
     image_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.inner < 1 or not self.mults or any(m < 1 for m in self.mults) or self.res_blocks < 1:
-            raise InputError(f"invalid denoiser config {self!r}")
+        object.__setattr__(self, "inner", check_positive_int(self.inner, "DenoiserConfig.inner"))
+        object.__setattr__(self, "res_blocks", check_positive_int(self.res_blocks, "DenoiserConfig.res_blocks"))
+        if not self.mults:
+            raise InputError(f"invalid denoiser config {self!r}: mults must not be empty")
+        object.__setattr__(self, "mults", tuple(check_positive_int(m, f"DenoiserConfig.mults[{i}]")
+                                                for i, m in enumerate(self.mults)))
         for m in set(self.mults) | {1}:
             if (self.inner * m) % self.groups:
                 raise InputError(f"inner * mult ({self.inner * m}) must be divisible by groups ({self.groups})")
@@ -131,10 +136,9 @@ class SR3UNet(nn.Module):
             if config not in DENOISER_CONFIGS:
                 raise InputError(f"unknown denoiser config {config!r}; choose one of {', '.join(DENOISER_CONFIGS)}")
             config = DENOISER_CONFIGS[config]
-        if channels < 1:
-            raise InputError(f"channels must be positive, got {channels}")
+        channels = check_positive_int(channels, "channels")
         self.config = config
-        self.channels = int(channels)
+        self.channels = channels
         c, g, d = config.inner, config.groups, config.dropout
         self.embed = _NoiseEmbedding(c)
         self.head = nn.Conv2d(channels, c, 3, padding=1)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from ..physics.interpolation import upsample_cubic
 from .base import FusionNet
@@ -157,20 +158,21 @@ class DHIFNetConfig:
 
     def __post_init__(self) -> None:
         for name in ("stages", "features", "taps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"DHIFNetConfig.{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), f"DHIFNetConfig.{name}"))
         if self.taps % 2 == 0:
             raise InputError(f"DHIFNetConfig.taps must be odd (centred filters), got {self.taps}")
         enc, dec = tuple(self.encoder_widths), tuple(self.decoder_widths)
-        if not enc or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in enc + dec):
-            raise InputError(f"DHIFNetConfig widths must be positive integers, got encoder {enc}, decoder {dec}")
+        if not enc:
+            raise InputError(f"DHIFNetConfig.encoder_widths must not be empty, got {self.encoder_widths!r}")
+        enc = tuple(check_positive_int(v, f"DHIFNetConfig.encoder_widths[{i}]") for i, v in enumerate(enc))
+        dec = tuple(check_positive_int(v, f"DHIFNetConfig.decoder_widths[{i}]") for i, v in enumerate(dec))
         if len(dec) != len(enc) - 1:
             raise InputError(f"DHIFNetConfig needs one decoder width per encoder level but the deepest: "
                              f"{len(enc)} encoder widths need {len(enc) - 1} decoder widths, got {len(dec)}")
-        if self.head_width is not None and (isinstance(self.head_width, bool)
-                                            or not isinstance(self.head_width, int) or self.head_width < 1):
-            raise InputError(f"DHIFNetConfig.head_width must be a positive integer or None, got {self.head_width!r}")
+        object.__setattr__(self, "encoder_widths", enc)
+        object.__setattr__(self, "decoder_widths", dec)
+        if self.head_width is not None:
+            object.__setattr__(self, "head_width", check_positive_int(self.head_width, "DHIFNetConfig.head_width"))
 
     @classmethod
     def tiny(cls) -> DHIFNetConfig:

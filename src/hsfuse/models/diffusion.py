@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._checks import check_positive_int
 from ..errors import InputError
 
 __all__ = [
@@ -107,8 +108,7 @@ class NoiseSchedule:
 
 def linear_schedule(T: int = 2000, *, beta_start: float = 1e-6, beta_end: float = 1e-2) -> NoiseSchedule:
     """Linear ``beta`` from ``beta_start`` to ``beta_end`` over ``T`` steps (the paper: 1e-6, 1e-2, 2000)."""
-    if not isinstance(T, int) or T < 1:
-        raise InputError(f"T must be a positive integer, got {T!r}")
+    T = check_positive_int(T, "T")
     if not 0 < beta_start <= beta_end < 1:
         raise InputError(f"need 0 < beta_start <= beta_end < 1, got {beta_start}, {beta_end}")
     return NoiseSchedule(np.linspace(beta_start, beta_end, T, dtype=np.float64))
@@ -144,10 +144,10 @@ def _noise(shape: tuple[int, ...], generator: torch.Generator, like: torch.Tenso
 
 
 def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 4 or min(shape) < 1:
+    shape = tuple(shape)
+    if len(shape) != 4:
         raise InputError(f"sample shape must be (N, K, H, W) with positive sizes, got {shape}")
-    return shape
+    return tuple(check_positive_int(s, f"sample shape[{i}]") for i, s in enumerate(shape))
 
 
 @torch.no_grad()
@@ -180,7 +180,7 @@ def ancestral_sample(denoiser: Denoiser, shape: tuple[int, ...], schedule: Noise
 
 def ddim_timesteps(T: int, steps: int) -> list[int]:
     """``steps`` evenly spaced steps in ``1..T``, descending, starting at ``T``."""
-    if not isinstance(steps, int) or not 1 <= steps <= T:
+    if check_positive_int(steps, "DDIM steps") > T:
         raise InputError(f"DDIM steps must be an integer in 1..{T}, got {steps!r}")
     return sorted({int(round(v)) for v in np.linspace(T, 1, steps)}, reverse=True)
 

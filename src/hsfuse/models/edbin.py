@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from .base import FusionNet
 from .blocks import (
@@ -70,10 +71,10 @@ class EDBINConfig:
     negative_slope: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.resblocks < 0 or self.iterations < 0 or self.se_reduction < 1:
-            raise InputError(f"EDBINConfig needs width >= 1, resblocks >= 0, iterations >= 0, "
-                             f"se_reduction >= 1, got {self}")
-        if self.k_up < 1 or self.k_up % 2 == 0:
+        for name, minimum in (("width", 1), ("resblocks", 0), ("iterations", 0), ("se_reduction", 1), ("k_up", 1)):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), f"EDBINConfig.{name}",
+                                                              minimum=minimum))
+        if self.k_up % 2 == 0:
             raise InputError(f"k_up must be a positive odd integer, got {self.k_up}")
         if self.carafe_padding not in ("zeros", "replicate"):
             raise InputError(f"carafe_padding must be 'zeros' or 'replicate', got {self.carafe_padding!r}")

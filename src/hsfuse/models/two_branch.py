@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from ..physics.interpolation import upsample_cubic
 from .base import FusionNet
@@ -86,15 +87,15 @@ class TwoBranchConfig:
     init: Literal["authors", "pytorch"] = "authors"
 
     def __post_init__(self) -> None:
-        counts = (self.spectral_filters, self.spectral_fc, self.spatial_filters, self.spatial_kernel,
-                  self.spatial_fc)
-        if any(not isinstance(v, int) or v < 1 for v in counts):
-            raise InputError(f"TwoBranchConfig filter counts, widths and kernel sizes must be integers >= 1, "
-                             f"got {self}")
-        if self.spectral_kernel != "auto" and (not isinstance(self.spectral_kernel, int)
-                                               or self.spectral_kernel < 1):
-            raise InputError(f"spectral_kernel must be 'auto' or an integer >= 1, got {self.spectral_kernel!r}")
-        if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
+        for name in ("spectral_filters", "spectral_fc", "spatial_filters", "spatial_kernel", "spatial_fc", "window"):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), f"TwoBranchConfig.{name}"))
+        if isinstance(self.spectral_kernel, str):
+            if self.spectral_kernel != "auto":
+                raise InputError(f"spectral_kernel must be 'auto' or an integer >= 1, got {self.spectral_kernel!r}")
+        else:
+            object.__setattr__(self, "spectral_kernel",
+                               check_positive_int(self.spectral_kernel, "TwoBranchConfig.spectral_kernel"))
+        if self.window % 2 == 0:
             raise InputError(f"window must be a positive odd integer (centred on the pixel), got {self.window!r}")
         if self.window - 3 * (self.spatial_kernel - 1) < 1:
             raise InputError(f"a {self.window}x{self.window} window is too small for three valid "
@@ -197,9 +198,12 @@ class TwoBranchCNN(FusionNet):
         if L - 3 * (k - 1) < 1:
             raise InputError(f"spectral_kernel {k} is too long for {L} bands: three valid convolutions need "
                              f"k <= {(L - 1) // 3 + 1}; use spectral_kernel='auto'")
-        offset = (self.ratio - 1) // 2 if c.upsample_offset is None else c.upsample_offset
-        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < self.ratio:
-            raise InputError(f"upsample_offset must be an integer in [0, ratio={self.ratio}), got {offset!r}")
+        if c.upsample_offset is None:
+            offset = (self.ratio - 1) // 2
+        else:
+            offset = check_positive_int(c.upsample_offset, "upsample_offset", minimum=0)
+            if offset >= self.ratio:
+                raise InputError(f"upsample_offset must be an integer in [0, ratio={self.ratio}), got {offset!r}")
         self.spectral_kernel = k
         self.upsample_offset = offset
         self.pad = c.window // 2

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from .blocks import SqueezeExcitation
 
@@ -69,12 +70,14 @@ class UnmixingConfig:
     endmembers: int = 5
 
     def __post_init__(self) -> None:
-        if len(self.widths) != 5 or any(int(w) < 1 for w in self.widths):
+        if len(self.widths) != 5:
             raise InputError(f"widths must be five positive integers, got {self.widths!r}")
-        if self.n_blocks < 1:
-            raise InputError(f"n_blocks must be at least 1, got {self.n_blocks}")
-        if self.endmembers < 2:
-            raise InputError(f"endmembers must be at least 2 (abundances live on a simplex), got {self.endmembers}")
+        object.__setattr__(self, "widths", tuple(check_positive_int(w, f"UnmixingConfig.widths[{i}]")
+                                                 for i, w in enumerate(self.widths)))
+        object.__setattr__(self, "n_blocks", check_positive_int(self.n_blocks, "UnmixingConfig.n_blocks"))
+        # K >= 2: the abundances live on a simplex
+        object.__setattr__(self, "endmembers", check_positive_int(self.endmembers, "UnmixingConfig.endmembers",
+                                                                  minimum=2))
 
 
 #: ``paper``: the authors' widths and depth (2.25 M parameters for RGB input, 31 bands); ``small``: a CPU-sized version
@@ -145,11 +148,11 @@ class UnmixingNet(nn.Module):
             if config not in UNMIXING_CONFIGS:
                 raise InputError(f"unknown unmixing config {config!r}; choose one of {', '.join(UNMIXING_CONFIGS)}")
             config = UNMIXING_CONFIGS[config]
-        if in_bands < 1 or hsi_bands < 2:
-            raise InputError(f"need in_bands >= 1 and hsi_bands >= 2, got {in_bands} and {hsi_bands}")
+        in_bands = check_positive_int(in_bands, "in_bands")
+        hsi_bands = check_positive_int(hsi_bands, "hsi_bands", minimum=2)
         self.config = config
-        self.in_bands = int(in_bands)
-        self.hsi_bands = int(hsi_bands)
+        self.in_bands = in_bands
+        self.hsi_bands = hsi_bands
         w = config.widths
         K = config.endmembers
         self.head = nn.Conv2d(in_bands, w[0], 3, padding=1)

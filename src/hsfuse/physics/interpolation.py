@@ -29,7 +29,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_image_tensor, check_ratio
+from .._checks import check_image_tensor, check_positive_int, check_ratio
 from ..errors import InputError
 
 __all__ = ["CubicBoundary", "keys_kernel", "upsample_cubic"]
@@ -69,8 +69,8 @@ def upsample_cubic(
     """
     x = check_image_tensor(x, "low-resolution image")
     r = check_ratio(ratio)
-    o = (r - 1) // 2 if offset is None else offset
-    if isinstance(o, bool) or not isinstance(o, int) or not 0 <= o < r:
+    o = (r - 1) // 2 if offset is None else check_positive_int(offset, "offset", minimum=0)
+    if o >= r:
         raise InputError(f"offset must be an integer in [0, ratio={r}), got {offset!r}")
     if boundary not in _CUBIC_BOUNDARIES:
         raise InputError(f"boundary must be one of {_CUBIC_BOUNDARIES}, got {boundary!r}")

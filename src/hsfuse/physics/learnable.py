@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_positive_int, check_ratio
 from ..errors import InputError
 from .spatial import Boundary, SpatialDegradation
 from .spectral import SpectralResponse, SrfNormalization, check_srf
@@ -71,9 +72,7 @@ class LearnableSpatialDegradation(SpatialDegradation):
         offset: int | None = None,
         boundary: Boundary = "circular",
     ) -> None:
-        k = int(kernel_size) if kernel_size is not None else int(ratio)
-        if k < 1:
-            raise InputError(f"PSF kernel_size must be a positive integer, got {kernel_size!r}")
+        k = check_ratio(ratio) if kernel_size is None else check_positive_int(kernel_size, "PSF kernel_size")
         uniform = torch.full((k, k), 1.0 / (k * k), dtype=torch.float64)
         super().__init__(ratio=ratio, psf=uniform, offset=offset, boundary=boundary)
         start = uniform if init is None else torch.as_tensor(init, dtype=torch.float64)

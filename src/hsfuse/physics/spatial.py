@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_image_tensor, check_ratio
+from .._checks import check_image_tensor, check_positive_int, check_ratio
 from ..errors import InputError
 
 __all__ = [
@@ -70,8 +70,7 @@ def gaussian_psf(
     if (sigma is None) == (fwhm is None):
         raise InputError("gaussian_psf needs exactly one of sigma= or fwhm=")
     s = fwhm_to_sigma(fwhm) if fwhm is not None else float(sigma)  # type: ignore[arg-type]
-    if not (isinstance(size, int) and size >= 1):
-        raise InputError(f"PSF size must be a positive integer, got {size!r}")
+    size = check_positive_int(size, "PSF size")
     if not (math.isfinite(s) and s > 0):
         raise InputError(f"PSF sigma/fwhm must be positive and finite, got {sigma if fwhm is None else fwhm!r}")
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
@@ -160,15 +159,16 @@ def blur_adjoint(y: torch.Tensor, psf: torch.Tensor, *, boundary: Boundary = "ci
 
 
 def _check_offset(offset: int, ratio: int) -> int:
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < ratio:
+    o = check_positive_int(offset, "decimation offset", minimum=0)
+    if o >= ratio:
         raise InputError(f"decimation offset must be an integer in [0, ratio={ratio}), got {offset!r}")
-    return offset
+    return o
 
 
 def decimate(x: torch.Tensor, *, ratio: int, offset: int) -> torch.Tensor:
     """Keep every ``ratio``-th row and column starting at ``offset``: ``(N, C, H, W) -> (N, C, H/r, W/r)``."""
     r = check_ratio(ratio)
-    _check_offset(offset, r)
+    offset = _check_offset(offset, r)
     H, W = x.shape[-2:]
     if H % r or W % r:
         raise InputError(f"image size {H}x{W} is not a multiple of the ratio {r}; crop it to a multiple first")
@@ -182,7 +182,7 @@ def blur_decimate(x: torch.Tensor, psf: torch.Tensor, *, ratio: int, offset: int
     Exactly equal to the two-step form, ``r^2`` times fewer multiply-adds; ``(N, C, H, W) -> (N, C, H/r, W/r)``.
     """
     r = check_ratio(ratio)
-    _check_offset(offset, r)
+    offset = _check_offset(offset, r)
     psf = check_psf(psf, channels=x.shape[1])
     k = psf.shape[-1]
     _check_boundary(boundary, x, k)
@@ -198,7 +198,7 @@ def blur_decimate(x: torch.Tensor, psf: torch.Tensor, *, ratio: int, offset: int
 def decimate_adjoint(y: torch.Tensor, *, ratio: int, offset: int) -> torch.Tensor:
     """Adjoint of :func:`decimate`: zero-filled upsampling ``(N, C, h, w) -> (N, C, r h, r w)``."""
     r = check_ratio(ratio)
-    _check_offset(offset, r)
+    offset = _check_offset(offset, r)
     out = y.new_zeros((*y.shape[:-2], y.shape[-2] * r, y.shape[-1] * r))
     out[..., offset::r, offset::r] = y
     return out

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from ..metrics.realism import RealismReport
 from ..types import Cube
@@ -141,9 +142,7 @@ def _as_cube_array(x: Any, name: str) -> np.ndarray:
 
 
 def _grid(n: int, columns: Any) -> tuple[int, int]:
-    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
-        raise InputError(f"columns must be an integer >= 1, got {columns!r}")
-    ncols = min(n, int(columns))
+    ncols = min(n, check_positive_int(columns, "columns"))
     return math.ceil(n / ncols), ncols
 
 
