@@ -292,11 +292,11 @@ def test_subspace_projection_runs_and_stays_close(random_pair):
 
 def test_errors(random_pair):
     y, _, _ = random_pair
-    with pytest.raises(InputError, match="batch must be 1"):
+    with pytest.raises(InputError, match="estimate_hysure fits one image pair at a time, got a batch of 2"):
         estimate_hysure(FusionMeasurement(y.hsi.repeat(2, 1, 1, 1), y.msi.repeat(2, 1, 1, 1)))
     with pytest.raises(InputError, match="not related by one integer ratio"):
         estimate_hysure(FusionMeasurement(y.hsi, y.msi[..., :47, :]))
-    with pytest.raises(InputError, match="ratio=3 does not match"):
+    with pytest.raises(InputError, match="estimate_hysure: ratio 3 disagrees with the image sizes"):
         estimate_hysure(y, ratio=3)
     with pytest.raises(InputError, match=r"\(N, C, H, W\)"):
         estimate_hysure(FusionMeasurement(y.hsi[0], y.msi))
@@ -322,7 +322,7 @@ def test_errors(random_pair):
     bad[0, 2, 0, 0] = float("nan")  # a border pixel: unused by the fits, still an error without a mask
     with pytest.raises(InputError, match="HSI has 1 NaN/inf"):
         estimate_hysure(FusionMeasurement(bad, y.msi))
-    for kwargs, text in [(dict(kernel_size=0), "kernel_size must be a positive"),
+    for kwargs, text in [(dict(kernel_size=0), r"kernel_size must be an integer >= 1, got 0"),
                          (dict(offset=2), r"offset must be an integer in \[0, ratio=2\)"),
                          (dict(lambda_r=-1.0), "lambda_r must be a finite number >= 0"),
                          (dict(subspace_dim=11), r"subspace_dim must be an integer in \[1, L=10\]"),

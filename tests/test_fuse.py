@@ -224,5 +224,5 @@ def test_rejects_bad_options():
         fuse_fuse(y, obs, sigma_hsi=-1.0)
     with pytest.raises(InputError, match=r"sigma_msi needs one value or one per band \(2\)"):
         fuse_fuse(y, obs, sigma_msi=[1.0, 2.0, 3.0])
-    with pytest.raises(InputError, match="ratio 2"):
+    with pytest.raises(InputError, match="HSI 6x5 and MSI 10x10 are not related by one integer ratio"):
         fuse_fuse(FusionMeasurement(y.hsi, y.msi[..., :10, :]), obs)

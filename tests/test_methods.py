@@ -165,7 +165,7 @@ def test_every_method_contract_shape_dtype_device_finite(name, dtype):
 def test_every_method_rejects_inconsistent_inputs(name):
     obs = small_obs(r=3, L=7, m=2, boundary="circular")
     y = obs.A(torch.rand(1, 7, 15, 9, dtype=torch.float64))
-    with pytest.raises(InputError, match="ratio 3"):  # MSI not 3x the HSI
+    with pytest.raises(InputError, match="HSI 5x3 and MSI 12x9 are not related by one integer ratio"):
         fuse(name, FusionMeasurement(y.hsi, y.msi[..., :12, :]), obs)
     with pytest.raises(InputError, match="7 bands"):
         fuse(name, FusionMeasurement(y.hsi[:, :6], y.msi), obs)

@@ -110,8 +110,10 @@ def test_fusion_observation_checks_measurements():
     obs = FusionObservation(SpatialDegradation(ratio=4), SpectralResponse(torch.ones(3, 6)))
     good = FusionMeasurement(torch.zeros(1, 6, 4, 5), torch.zeros(1, 3, 16, 20))
     obs.check_measurement(good)
-    with pytest.raises(InputError, match="ratio 4"):
+    with pytest.raises(InputError, match="HSI 4x5 and MSI 16x16 are not related by one integer ratio"):
         obs.check_measurement(FusionMeasurement(torch.zeros(1, 6, 4, 5), torch.zeros(1, 3, 16, 16)))
+    with pytest.raises(InputError, match="ratio 4 disagrees with the image sizes.*give ratio 2"):
+        obs.check_measurement(FusionMeasurement(torch.zeros(1, 6, 4, 5), torch.zeros(1, 3, 8, 10)))
     with pytest.raises(InputError, match="6 bands"):
         obs.check_measurement(FusionMeasurement(torch.zeros(1, 5, 4, 5), torch.zeros(1, 3, 16, 20)))
 

@@ -82,7 +82,7 @@ def test_estimate_shift_errors():
         estimate_shift(np.zeros((1, 1, 16, 16)), np.zeros((1, 1, 16, 16)))
     with pytest.raises(InputError, match="too small"):
         estimate_shift(np.ones((4, 4)), np.ones((4, 4)))
-    with pytest.raises(InputError, match="upsample must be a positive integer"):
+    with pytest.raises(InputError, match="upsample must be an integer >= 1"):
         estimate_shift(a, a, upsample=0)
     with pytest.raises(InputError, match="constant"):
         estimate_shift(a, a)
@@ -195,7 +195,7 @@ def test_pavia_pair(data_root):
 def test_check_errors(random_scene):
     z, obs = random_scene
     y = _pair(z, obs, (0, 0), (96, 96))
-    with pytest.raises(InputError, match="batch must be 1"):
+    with pytest.raises(InputError, match="check_coregistration fits one image pair at a time, got a batch of 2"):
         check_coregistration(FusionMeasurement(y.hsi.repeat(2, 1, 1, 1), y.msi.repeat(2, 1, 1, 1)), obs)
     with pytest.raises(InputError, match="do not match the operators' ratio 4"):
         check_coregistration(FusionMeasurement(y.hsi[..., :12, :12], y.msi[..., :24, :24]), obs)

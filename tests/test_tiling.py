@@ -10,8 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hsfuse.errors import InputError
-from hsfuse.models.tiling import (blend_ramp, choose_tile, rich_progress, tile_starts, tile_window,
-                                  tiled_forward)
+from hsfuse.models.tiling import blend_ramp, choose_tile, tile_starts, tile_window, tiled_forward
 
 
 def _pair(L: int, m: int, h: int, w: int, r: int, *, n: int = 2, seed: int = 0,
@@ -155,13 +154,6 @@ def test_progress_called_once_per_tile():
     assert calls == [(i, 12) for i in range(1, 13)]
 
 
-def test_rich_progress_callback_runs():
-    hsi, msi = _pair(2, 1, 6, 5, 2)
-    with rich_progress("test") as progress:
-        out = tiled_forward(Pointwise(2, 1, 2).double(), hsi, msi, ratio=2, tile=3, overlap=1, progress=progress)
-    assert out.shape == (2, 2, 12, 10)
-
-
 def test_errors():
     hsi, msi = _pair(2, 1, 6, 5, 2)
     net = Pointwise(2, 1, 2).double()
@@ -171,8 +163,14 @@ def test_errors():
         tiled_forward(net, hsi, msi, ratio=2, tile=0, overlap=0)
     with pytest.raises(InputError, match="overlap"):
         tiled_forward(net, hsi, msi, ratio=2, tile=4, overlap=-1)
-    with pytest.raises(InputError, match="ratio 2"):
+    with pytest.raises(InputError, match="HSI 6x5 and MSI 12x9 are not related by one integer ratio"):
         tiled_forward(net, hsi, msi[..., :-1], ratio=2, tile=4, overlap=1)
+    with pytest.raises(InputError, match="ratio 3 disagrees with the image sizes"):
+        tiled_forward(net, hsi, msi, ratio=3, tile=4, overlap=1)
+    with pytest.raises(InputError, match="batch"):
+        tiled_forward(net, hsi, msi[:1], ratio=2, tile=4, overlap=1)
+    with pytest.raises(InputError, match="tile must be an integer >= 1, got 4.0"):
+        tiled_forward(net, hsi, msi, ratio=2, tile=4.0, overlap=1)
     with pytest.raises(InputError, match="net_fn must return"):
         tiled_forward(lambda h, m: h, hsi, msi, ratio=2, tile=4, overlap=1)
 

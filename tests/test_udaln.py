@@ -14,9 +14,11 @@ from hsfuse.methods.udaln import (
     SCHEDULES,
     SpectralUpsampler,
     Stage,
+    UdalnOptions,
     UdalnSchedule,
     estimate_udaln,
     fit_udaln,
+    fuse_udaln,
     gaussian_srf_init,
 )
 from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
@@ -254,9 +256,9 @@ def test_fits_under_no_grad():
 
 def test_bad_input_is_refused():
     y, _, _, R = _random_pair()
-    with pytest.raises(InputError, match="one image pair"):
+    with pytest.raises(InputError, match="UDALN fits one image pair at a time, got a batch of 2"):
         fit_udaln(FusionMeasurement(y.hsi.repeat(2, 1, 1, 1), y.msi.repeat(2, 1, 1, 1)), schedule=_plan(1, 1, 1))
-    with pytest.raises(InputError, match="ratio 3 disagrees"):
+    with pytest.raises(InputError, match="UDALN: ratio 3 disagrees with the image sizes"):
         fit_udaln(y, ratio=3, schedule=_plan(1, 1, 1))
     with pytest.raises(InputError, match="support must be a boolean"):
         fit_udaln(y, support=torch.ones(2, 12, dtype=torch.bool), schedule=_plan(1, 1, 1))
@@ -264,11 +266,81 @@ def test_bad_input_is_refused():
         fit_udaln(y, schedule="slow")
     bad = y.msi.clone()
     bad[0, 0, 0, 0] = math.nan
-    with pytest.raises(InputError, match="NaN"):
+    with pytest.raises(InputError, match="multispectral image contains 1 NaN/inf"):
         fit_udaln(FusionMeasurement(y.hsi, bad), schedule=_plan(1, 1, 1))
     with pytest.raises(InputError, match="valid must be a boolean"):
         fit_udaln(y, valid=torch.ones(8, 8, dtype=torch.bool), schedule=_plan(1, 1, 1))
     with pytest.raises(InputError, match="tol_db"):
         fit_udaln(y, tol_db=-1.0, schedule=_plan(1, 1, 1))
-    with pytest.raises(InputError, match="pass physics"):
-        fuse("udaln", y, None, learn_psf=False)
+    with pytest.raises(InputError, match="pass physics"):  # (the registry's fuse builds a default physics)
+        fuse_udaln(y, None, learn_psf=False)
+    for kwargs, text in [(dict(monitor_every=0), "monitor_every must be an integer >= 1, got 0"),
+                         (dict(patience=2.0), "patience must be an integer >= 1, got 2.0"),
+                         (dict(seed=True), "seed must be an integer >= 0, got True")]:
+        with pytest.raises(InputError, match=text):
+            fit_udaln(y, schedule=_plan(1, 1, 1), **kwargs)
+    with pytest.raises(InputError, match="iterations must be an integer >= 1, got 0"):
+        estimate_udaln(y, iterations=0)
+    with pytest.raises(InputError, match="FusionMeasurement"):
+        fit_udaln((y.hsi, y.msi), schedule=_plan(1, 1, 1))
+    with pytest.raises(InputError, match="stage iterations must be an integer >= 0"):
+        Stage(iterations=2.0, lr=1e-3, decay_start=0)
+
+
+# --------------------------------------------------------------------------------------------- progress, options
+
+
+def test_progress_with_info_counts_every_iteration_and_names_the_stage():
+    y, _, _, _ = _random_pair(seed=8)
+    calls = []
+
+    def progress(done, total, *, info=""):
+        calls.append((done, total, info))
+
+    fit_udaln(y, schedule=_plan(6, 4, 2), monitor_every=3, progress=progress)
+    assert [(d, t) for d, t, _ in calls] == [(i, 12) for i in range(1, 13)]
+    assert calls[-1][:2] == (12, 12)
+    assert all(info.startswith(f"stage {stage}/3") for (_, _, info), stage in zip(calls, [1] * 6 + [2] * 4 + [3] * 2))
+    # loss and fit appear from the stage's first monitoring point on (read there only: no extra device sync)
+    assert calls[0][2] == "stage 1/3" and "loss" not in calls[1][2]
+    assert "loss" in calls[2][2] and calls[2][2].endswith(" dB") and "fit" in calls[2][2]
+    assert calls[6][2] == "stage 2/3"
+
+
+def test_plain_two_argument_progress_and_early_stops_end_at_total():
+    y, _, psf, R = _random_pair(seed=9)
+    calls = []
+    res = fit_udaln(y, schedule=_plan(200, 200, 200), monitor_every=10, tol_db=1e3, patience=2,
+                    progress=lambda done, total: calls.append((done, total)))
+    assert res.stopped == "converged" and res.iterations == 90
+    assert calls[-1] == (600, 600) and all(t == 600 for _, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)  # never goes back
+    # both operators known: stage 1 is skipped and does not count
+    calls.clear()
+    fit_udaln(y, schedule=_plan(5, 3, 2), known_psf=SpatialDegradation(ratio=4, psf=psf),
+              known_srf=SpectralResponse(R), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 5) for i in range(1, 6)]
+    # the estimator and the registry entry pass it on
+    calls.clear()
+    estimate_udaln(y, iterations=4, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 4) for i in range(1, 5)]
+    calls.clear()
+    physics = FusionObservation(SpatialDegradation(ratio=4), SpectralResponse(R))
+    fuse_udaln(y, physics, schedule=_plan(2, 2, 2), progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (6, 6)
+
+
+def test_options_dataclass_matches_fuse_udaln():
+    import dataclasses
+    import inspect
+
+    from hsfuse.methods.options import RUNTIME_ARGUMENTS
+
+    params = inspect.signature(fuse_udaln).parameters
+    keyword = {n: p.default for n, p in params.items()
+               if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in RUNTIME_ARGUMENTS}
+    fields = {f.name: f.default for f in dataclasses.fields(UdalnOptions)}
+    assert fields == keyword
+    assert all(UdalnOptions.field_help().values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        UdalnOptions().seed = 3

@@ -182,11 +182,12 @@ class FusionMeasurement:
 
 
 def infer_ratio(hsi_hw: tuple[int, int], msi_hw: tuple[int, int]) -> int:
-    """The integer ratio between an MSI grid and an HSI grid, or :class:`InputError` when there is none."""
+    """The integer ratio between an MSI grid and an HSI grid, or :class:`InputError` when there is none.
+
+    The message is the sentence of :func:`hsfuse._checks.check_pair` (the tensor-level pair check).
+    """
     (h, w), (H, W) = hsi_hw, msi_hw
     if h <= 0 or w <= 0 or H % h or W % w or H // h != W // w:
-        raise InputError(
-            f"HSI size {h}x{w} and MSI size {H}x{W} are not related by one integer ratio in both directions; "
-            "crop the images so that MSI = ratio x HSI in height and width"
-        )
+        raise InputError(f"HSI {h}x{w} and MSI {H}x{W} are not related by one integer ratio in both directions; "
+                         "crop the images so that MSI = ratio x HSI in height and width")
     return H // h

@@ -77,10 +77,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_ratio
+from .._checks import check_pair, check_positive_int, check_ratio
 from ..errors import InputError
-from ..types import FusionMeasurement, infer_ratio
-from .operators import EstimatedOperators, check_single_pair, check_valid_mask, lowres_valid
+from ..types import FusionMeasurement
+from .operators import EstimatedOperators, check_measurement_type, check_valid_mask, lowres_valid
 
 __all__ = ["estimate_hysure", "hysure_box_sizes", "srf_difference_gram", "psf_difference_gram",
            "solve_regularized"]
@@ -273,30 +273,24 @@ def estimate_hysure(
         InputError: wrong shapes or batch, sizes not multiples of ``r``, an empty support row, too few valid
             low-resolution pixels for ``k * k`` taps, NaN/inf in pixels that are used.
     """
-    hsi, msi = check_single_pair(y, "estimate_hysure")
+    check_measurement_type(y, "estimate_hysure")
+    hsi, msi, r = check_pair(y.hsi, y.msi, ratio=ratio, single=True, who="estimate_hysure")
     L, h, w = hsi.shape[1:]
     m, H, W = msi.shape[1:]
-    r_inferred = infer_ratio((h, w), (H, W))
-    r = r_inferred if ratio is None else check_ratio(ratio)
-    if r != r_inferred:
-        raise InputError(f"ratio={r} does not match the image sizes: HSI {h}x{w} and MSI {H}x{W} give ratio "
-                         f"{r_inferred}")
-    k = 2 * r - 1 if kernel_size is None else kernel_size
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"kernel_size must be a positive integer (PSF support in MSI pixels), got {kernel_size!r}")
+    k = 2 * r - 1 if kernel_size is None else check_positive_int(kernel_size, "kernel_size")
     if k > min(H, W):
         raise InputError(f"kernel_size {k} is larger than the {H}x{W} MSI")
-    off = (r - 1) // 2 if offset is None else offset
-    if isinstance(off, bool) or not isinstance(off, int) or not 0 <= off < r:
+    off = (r - 1) // 2 if offset is None else check_positive_int(offset, "offset", minimum=0)
+    if off >= r:
         raise InputError(f"offset must be an integer in [0, ratio={r}), got {offset!r}")
     sup = _check_support(support, m, L)
     lam_r = _check_lambda(lambda_r, "lambda_r")
     lam_b = _check_lambda(lambda_b, "lambda_b")
-    if subspace_dim is not None and (isinstance(subspace_dim, bool) or not isinstance(subspace_dim, int)
-                                     or not 1 <= subspace_dim <= L):
-        raise InputError(f"subspace_dim must be an integer in [1, L={L}] or None, got {subspace_dim!r}")
-    if isinstance(refine_iterations, bool) or not isinstance(refine_iterations, int) or refine_iterations < 0:
-        raise InputError(f"refine_iterations must be an integer >= 0, got {refine_iterations!r}")
+    if subspace_dim is not None:
+        subspace_dim = check_positive_int(subspace_dim, "subspace_dim")
+        if subspace_dim > L:
+            raise InputError(f"subspace_dim must be an integer in [1, L={L}] or None, got {subspace_dim!r}")
+    refine_iterations = check_positive_int(refine_iterations, "refine_iterations", minimum=0)
     if band_names is not None and len(band_names) != m:
         raise InputError(f"band_names has {len(band_names)} names but the MSI has {m} bands")
 

@@ -16,13 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_image_tensor, check_ratio
+from .._checks import check_positive_int, check_ratio
 from ..errors import InputError
 from ..physics import FusionObservation, SpatialDegradation, SpectralResponse
 from ..physics.spatial import Boundary
 from ..types import FusionMeasurement
 
-__all__ = ["EstimatedOperators", "lowres_valid", "check_valid_mask", "check_single_pair"]
+__all__ = ["EstimatedOperators", "lowres_valid", "check_valid_mask", "check_measurement_type"]
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,14 @@ class EstimatedOperators:
         )
 
 
-def check_single_pair(y: Any, who: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The HSI ``(1, L, h, w)`` and MSI ``(1, m, H, W)`` of a :class:`FusionMeasurement` holding one pair;
-    ``who`` names the caller in the messages (per-image estimators take one pair at a time)."""
+def check_measurement_type(y: Any, who: str) -> FusionMeasurement:
+    """``y`` itself, or :class:`InputError` when it is not a :class:`FusionMeasurement` (``who`` names the caller).
+
+    Only the container: the pair inside is validated by :func:`hsfuse._checks.check_pair`.
+    """
     if not isinstance(y, FusionMeasurement):
         raise InputError(f"{who} needs a FusionMeasurement(hsi, msi), got {type(y).__name__}")
-    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-    msi = check_image_tensor(y.msi, "multispectral image")
-    if hsi.shape[0] != 1 or msi.shape[0] != 1:
-        raise InputError(f"{who} fits one image pair: batch must be 1, got HSI batch {hsi.shape[0]} and MSI batch "
-                         f"{msi.shape[0]}; call it once per pair")
-    return hsi, msi
+    return y
 
 
 def check_valid_mask(valid: Any, hw: tuple[int, int], name: str = "valid") -> torch.Tensor | None:
@@ -98,11 +95,11 @@ def lowres_valid(valid: torch.Tensor, *, ratio: int, kernel_size: int, offset: i
         ``(H / r, W / r)`` boolean.
     """
     r = check_ratio(ratio)
-    off = (r - 1) // 2 if offset is None else int(offset)
+    off = (r - 1) // 2 if offset is None else check_positive_int(offset, "offset", minimum=0)
     H, W = valid.shape
     if H % r or W % r:
         raise InputError(f"mask size {H}x{W} is not a multiple of the ratio {r}")
-    k = int(kernel_size)
+    k = check_positive_int(kernel_size, "kernel_size")
     c = k // 2
     bad = (~valid).to(torch.float32)[None, None]
     # high-res pixel p - j + c for j in [0, k) covers p - (k - 1 - c) .. p + c

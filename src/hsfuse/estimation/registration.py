@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_pair, check_positive_int
 from ..errors import InputError
 from ..physics import FusionObservation, SpatialDegradation, gaussian_psf
-from ..types import FusionMeasurement, infer_ratio
-from .operators import EstimatedOperators, check_single_pair, check_valid_mask, lowres_valid
+from ..types import FusionMeasurement
+from .operators import EstimatedOperators, check_measurement_type, check_valid_mask, lowres_valid
 
 __all__ = ["RegistrationCheck", "estimate_shift", "check_coregistration"]
 
@@ -216,8 +217,7 @@ def estimate_shift(a: Any, b: Any, *, valid: Any = None, upsample: int = 20) -> 
     A, B = _as_stack(a, "a"), _as_stack(b, "b")
     if A.shape != B.shape:
         raise InputError(f"a and b must have the same shape, got {A.shape} and {B.shape} (as (C, H, W))")
-    if isinstance(upsample, bool) or not isinstance(upsample, int) or upsample < 1:
-        raise InputError(f"upsample must be a positive integer, got {upsample!r}")
+    upsample = check_positive_int(upsample, "upsample")
     _, H, W = A.shape
     if H < 8 or W < 8:
         raise InputError(f"images of {H}x{W} pixels are too small to measure a shift (need at least 8x8)")
@@ -276,11 +276,12 @@ def check_coregistration(
         >>> check_coregistration(obs.A(z), obs).ok
         True
     """
-    hsi, msi = check_single_pair(y, "check_coregistration")
+    check_measurement_type(y, "check_coregistration")
+    hsi, msi, r_images = check_pair(y.hsi, y.msi, single=True, who="check_coregistration")
     r, off, k, srf = _operators(operators)
     L, h, w = hsi.shape[1:]
     m, H, W = msi.shape[1:]
-    if infer_ratio((h, w), (H, W)) != r:
+    if r_images != r:
         raise InputError(f"HSI {h}x{w} and MSI {H}x{W} do not match the operators' ratio {r}")
     if tuple(srf.shape) != (m, L):
         raise InputError(f"the operators' SRF is {tuple(srf.shape)} but the pair has {m} MSI and {L} HSI bands "

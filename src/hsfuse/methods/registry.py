@@ -106,7 +106,7 @@ class MethodSpec:
         """The method's options from a mapping (unknown keys and wrong types refused) or an instance."""
         return options_from(self.options, values, method=self.name)
 
-    def run(self, y: FusionMeasurement, physics: FusionObservation, *,
+    def run(self, y: FusionMeasurement, physics: FusionObservation | None, *,
             options: Mapping[str, Any] | MethodOptions | None = None, weights: Any = None,
             device: str | torch.device | None = None, progress: ProgressFn | None = None,
             valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,7 +134,7 @@ class MethodSpec:
                 runtime["device"] = str(dev)
             else:
                 y = FusionMeasurement(y.hsi.to(dev), y.msi.to(dev))
-                physics = physics.to(device=dev)
+                physics = physics.to(device=dev) if physics is not None else None
         report = reporter(progress)
         if "progress" in accepted:
             runtime["progress"] = progress
@@ -205,8 +205,9 @@ def fuse(name: str, y: FusionMeasurement, physics: FusionObservation | None = No
     """Run the method ``name`` on the tensors ``y`` with ``physics``; ``options`` are the method's options and
     runtime arguments (``weights``, ``device``, ``progress``, ``valid``).
 
-    ``physics=None`` is accepted by methods that need neither PSF nor SRF (the ratio comes from the sizes and the
-    default Gaussian PSF of FWHM ``r`` is used for the decimation phase); the others raise :class:`InputError`.
+    ``physics=None`` is passed on to methods whose function accepts it (UDALN learns its operators); methods that
+    need neither PSF nor SRF get the default observation (the ratio from the sizes, the default Gaussian PSF of FWHM
+    ``r`` for the decimation phase); the others raise :class:`InputError`.
     For NumPy arrays, cubes and files use :func:`hsfuse.fuse`.
 
     Example:
@@ -218,7 +219,8 @@ def fuse(name: str, y: FusionMeasurement, physics: FusionObservation | None = No
     from .._checks import check_pair
 
     spec = get_method(name)
-    if physics is None:
+    takes_none = inspect.signature(spec.function).parameters["physics"].default is None
+    if physics is None and not takes_none:
         if spec.needs_psf or spec.needs_srf:
             raise InputError(f"method {name!r} needs the observation operators ({' and '.join(sorted(spec.needs))}): "
                              "pass physics= (a FusionObservation), or use hsfuse.fuse(..., srf=..., psf=...)")

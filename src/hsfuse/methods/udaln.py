@@ -34,8 +34,9 @@ Deviations from the authors' code, all deliberate:
   ``srf_normalize="sum"`` keeps each row on the simplex (sums to one, UDALN's normalisation);
   ``"none"`` leaves the gain free (real pairs whose two sensors have different radiometric scales).
 * Optional no-data mask (``valid``): every loss is averaged over usable pixels only.
-* Convergence monitoring (``monitor_every``, ``tol_db``) and a progress display; neither changes the result
-  when ``tol_db=None`` (the default runs the whole schedule).
+* Convergence monitoring (``monitor_every``, ``tol_db``) and a progress callback (``progress(done, total,
+  info=...)``, :mod:`hsfuse.progress`); neither changes the result when ``tol_db=None`` (the default runs the
+  whole schedule).
 """
 
 from __future__ import annotations
@@ -44,18 +45,21 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_pair, check_positive_int
 from ..errors import InputError
-from ..estimation.operators import EstimatedOperators, check_single_pair, check_valid_mask, lowres_valid
+from ..estimation.operators import EstimatedOperators, check_measurement_type, check_valid_mask, lowres_valid
 from ..physics import FusionObservation, SpatialDegradation, SpectralResponse
 from ..physics.learnable import LearnableSpatialDegradation, LearnableSpectralResponse, support_from_srf
 from ..physics.spectral import SrfNormalization, apply_srf
-from ..types import FusionMeasurement, infer_ratio
+from ..progress import ProgressFn, ProgressWithInfo, reporter
+from ..types import FusionMeasurement
+from .options import MethodOptions, option
 
 __all__ = [
     "Stage",
@@ -64,6 +68,7 @@ __all__ = [
     "SpectralUpsampler",
     "UdalnModel",
     "UdalnResult",
+    "UdalnOptions",
     "fit_udaln",
     "fuse_udaln",
     "estimate_udaln",
@@ -87,11 +92,11 @@ class Stage:
     decay_start: int
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.iterations, int) and self.iterations >= 0):
-            raise InputError(f"stage iterations must be a non-negative integer, got {self.iterations!r}")
+        object.__setattr__(self, "iterations", check_positive_int(self.iterations, "stage iterations", minimum=0))
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"stage learning rate must be positive, got {self.lr!r}")
-        if not (isinstance(self.decay_start, int) and 0 <= self.decay_start <= max(self.iterations, 0)):
+        object.__setattr__(self, "decay_start", check_positive_int(self.decay_start, "decay_start", minimum=0))
+        if self.decay_start > self.iterations:
             raise InputError(f"decay_start must be in [0, iterations={self.iterations}], got {self.decay_start!r}")
 
     def lr_at(self, i: int) -> float:
@@ -271,17 +276,6 @@ def _fit_db(target: torch.Tensor, estimate: torch.Tensor, weight: torch.Tensor |
     return float("inf") if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
-def _check_pair(y: FusionMeasurement, ratio: int | None) -> int:
-    check_single_pair(y, "UDALN")
-    r = infer_ratio(tuple(y.hsi.shape[-2:]), tuple(y.msi.shape[-2:]))
-    if ratio is not None and int(ratio) != r:
-        raise InputError(f"ratio {ratio} disagrees with the image sizes (they give {r})")
-    for name, t in (("HSI", y.hsi), ("MSI", y.msi)):
-        if not torch.isfinite(t).all():
-            raise InputError(f"the {name} contains NaN or inf; mask those pixels with valid= and fill them")
-    return r
-
-
 def _build_model(y: FusionMeasurement, *, ratio: int, support: torch.Tensor, srf_normalize: SrfNormalization,
                  spatial: SpatialDegradation | None, spectral: SpectralResponse | None,
                  lr_valid: torch.Tensor | None) -> UdalnModel:
@@ -319,7 +313,7 @@ def fit_udaln(
     tol_db: float | None = None,
     patience: int = 10,
     callback: Callable[[dict[str, Any], UdalnModel], bool | None] | None = None,
-    progress: bool = False,
+    progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> UdalnResult:
     """Learn the PSF, SRF and SpeUnet from one pair and return the fused image (the module docstring has
     the model and the losses).
@@ -346,21 +340,26 @@ def fit_udaln(
             (default) runs the schedule in full.
         callback: ``callback(record, model)`` at every record; returning ``True`` stops the fit. It may add
             keys to ``record``; its own run time is excluded from ``seconds``.
-        progress: show a progress bar (stderr) with the current stage, loss and fit.
+        progress: ``progress(done, total)`` after every iteration (``total``: the iterations of the stages that
+            run; a stage that converges early jumps to its end, so a completed fit ends at ``(total, total)``).
+            A callback with an ``info`` keyword also gets a status text, ``"stage 2/3  loss 0.0123  fit 41.2
+            dB"``: loss and fit are those of the stage's last monitoring point (read only there, so the
+            progress text costs no extra device synchronisation).
 
     Returns:
         :class:`UdalnResult`.
     """
-    r = _check_pair(y, ratio)
+    check_measurement_type(y, "UDALN")
+    _, _, r = check_pair(y.hsi, y.msi, ratio=ratio, single=True, finite=True, who="UDALN")
     plan = get_schedule(schedule)
     if srf_normalize not in ("sum", "none"):
         raise InputError(f"srf_normalize must be 'sum' or 'none', got {srf_normalize!r}")
-    if not (isinstance(monitor_every, int) and monitor_every >= 1):
-        raise InputError(f"monitor_every must be a positive integer, got {monitor_every!r}")
+    monitor_every = check_positive_int(monitor_every, "monitor_every")
     if tol_db is not None and not (math.isfinite(tol_db) and tol_db >= 0):
         raise InputError(f"tol_db must be a non-negative number or None, got {tol_db!r}")
-    if not (isinstance(patience, int) and patience >= 1):
-        raise InputError(f"patience must be a positive integer, got {patience!r}")
+    patience = check_positive_int(patience, "patience")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    report = reporter(progress)
     L, m = y.hsi.shape[1], y.msi.shape[1]
     H, W = y.msi.shape[-2:]
     if support is None:
@@ -409,19 +408,22 @@ def fit_udaln(
     done = 0
     paused = 0.0
     start = time.perf_counter()
-    bar = _Progress(total=plan.iterations, enabled=progress)
+    # stage 1 has nothing to learn when both operators are known
+    run_stages = [(number, stage) for number, stage in enumerate(plan.stages, start=1)
+                  if number > 1 or learn_psf or learn_srf]
+    total = sum(stage.iterations for _, stage in run_stages)
+    finished = 0  # progress: iterations of the stages before this one (a converged stage counts in full)
     stage_inputs: dict[str, torch.Tensor] = {}
     grad_mode = torch.is_grad_enabled()
     torch.set_grad_enabled(True)  # callers may hold no_grad (inference code paths); this is an optimisation
     try:
-        for number, stage in enumerate(plan.stages, start=1):
-            if number == 1 and not (learn_psf or learn_srf):
-                continue  # nothing to learn in stage 1 with both operators known
+        for number, stage in run_stages:
             if number == 2:
                 with torch.no_grad():
                     stage_inputs["z_low"] = model.spatial.A(Z)
             active = {1: {"psf", "srf"}, 2: {"up"}, 3: {"up", "psf", "srf"}}[number]
             recent: list[float] = []
+            info = f"stage {number}/3"
             for i in range(1, stage.iterations + 1):
                 lr = stage.lr_at(i)
                 for g in optimizer.param_groups:
@@ -434,12 +436,14 @@ def fit_udaln(
                 optimizer.step()
                 model.project_()
                 done += 1
-                bar.advance(number, loss, fit)
                 if fit is None:
+                    report(finished + i, total, info=info)
                     continue
                 record = {"stage": number, "iteration": done, "seconds": time.perf_counter() - start - paused,
                           "lr": lr, "loss": float(loss.detach()), "fit_db": fit}
                 history.append(record)
+                info = f"stage {number}/3  loss {record['loss']:.4g}  fit {fit:.1f} dB"
+                report(finished + i, total, info=info)
                 if callback is not None:
                     t0 = time.perf_counter()
                     halt = callback(record, model)
@@ -451,14 +455,15 @@ def fit_udaln(
                 if tol_db is not None and len(recent) > patience:
                     if max(recent[-patience:]) - max(recent[:-patience]) < tol_db:
                         converged_early = True
+                        report(finished + stage.iterations, total, info=info + "  (converged)")
                         break  # this stage has converged; go on with the next
             if stopped:
                 break
+            finished += stage.iterations
         if converged_early and stopped is None:
             stopped = "converged"
     finally:
         torch.set_grad_enabled(grad_mode)
-        bar.close()
     seconds = time.perf_counter() - start - paused
     with torch.no_grad():
         estimate = model(Z).to(out_device, out_dtype)
@@ -495,33 +500,6 @@ def _stage_loss(number: int, model: UdalnModel, Y: torch.Tensor, Z: torch.Tensor
     return loss, 0.5 * (_fit_db(Y, hsi_hat, w_lr) + _fit_db(Z, msi_hat, w_hr))
 
 
-class _Progress:
-    """A rich progress bar over all iterations, showing the stage, loss and fit (no-op when disabled)."""
-
-    def __init__(self, *, total: int, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("UDALN {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), transient=True, console=Console(stderr=True))
-            self.task = self.bar.add_task("stage 1/3", total=total)
-            self.bar.start()
-        self.fit: float | None = None
-
-    def advance(self, stage: int, loss: torch.Tensor, fit: float | None) -> None:
-        if self.bar is None:
-            return  # (reading the loss would synchronise a GPU every iteration)
-        self.fit = fit if fit is not None else self.fit
-        text = f"stage {stage}/3 loss {float(loss.detach()):.3g}" + (f" fit {self.fit:.1f} dB" if self.fit is not None else "")
-        self.bar.update(self.task, advance=1, description=text)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 # --------------------------------------------------------------------------------------------- entry points
 
 
@@ -534,33 +512,58 @@ def _support_from_physics(physics: FusionObservation | None, m: int, L: int) -> 
     return support_from_srf(matrix)
 
 
+@dataclass(frozen=True)
+class UdalnOptions(MethodOptions):
+    """Options of :func:`fuse_udaln` (defaults: the authors' released run; see the module docstring)."""
+
+    schedule: Literal["paper", "fast"] | UdalnSchedule = option(
+        "paper", "training schedule: paper (65,000 iterations, the released Houston run) or fast (23,500, about "
+        "a tenth of the time at equal or better PSNR); from Python also an UdalnSchedule")
+    learn_psf: bool = option(True, "learn the PSF from the pair; false: use the PSF of the given physics")
+    learn_srf: bool = option(True, "learn the SRF from the pair (the physics' SRF only restricts each MSI band's "
+                             "support); false: use the SRF of the given physics")
+    srf_normalize: Literal["sum", "none"] = option(
+        "sum", "learned SRF rows: sum (each sums to one, UDALN) or none (free gain, for two sensors with "
+        "different radiometric scales)")
+    seed: int = option(2, "initialisation seed (2 in the authors' code)")
+    tol_db: float | None = option(None, "early stopping: end a stage when its fit (dB) improved by less than this "
+                                  "over the last patience records; none: run the whole schedule")
+    patience: int = option(10, "monitoring records over which tol_db is judged")
+    monitor_every: int = option(100, "record the losses and the fit every this many iterations")
+
+
 def fuse_udaln(
     y: FusionMeasurement,
     physics: FusionObservation | None = None,
     *,
-    schedule: str = "paper",
+    schedule: Literal["paper", "fast"] | UdalnSchedule = "paper",
     learn_psf: bool = True,
     learn_srf: bool = True,
     srf_normalize: SrfNormalization = "sum",
     valid: torch.Tensor | None = None,
     seed: int = 2,
-    device: str | None = None,
+    device: str | torch.device | None = None,
     tol_db: float | None = None,
-    progress: bool = False,
+    patience: int = 10,
+    monitor_every: int = 100,
+    progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> torch.Tensor:
-    """Fuse one pair with UDALN (registry entry; see :func:`fit_udaln`).
+    """Fuse one pair with UDALN (registry entry; see :func:`fit_udaln`, and :class:`UdalnOptions` for the
+    options).
 
     ``physics`` is optional. Its SRF only restricts each MSI band's support (the bands where it is positive,
     as UDALN's ``sp_range``) unless ``learn_srf=False``; its PSF is used only with ``learn_psf=False``.
-    Returns ``(1, L, H, W)`` on the input's device and dtype.
+    ``progress`` is called as in :func:`fit_udaln`. Returns ``(1, L, H, W)`` on the input's device and dtype.
     """
+    check_measurement_type(y, "UDALN")
     m, L = y.msi.shape[1], y.hsi.shape[1]
     if (not learn_psf or not learn_srf) and physics is None:
         raise InputError("learn_psf=False / learn_srf=False use the physics' PSF / SRF: pass physics")
     result = fit_udaln(
         y, schedule=schedule, support=_support_from_physics(physics, m, L), srf_normalize=srf_normalize,
         known_psf=None if learn_psf else physics.spatial, known_srf=None if learn_srf else physics.spectral,
-        valid=valid, seed=seed, device=device, tol_db=tol_db, progress=progress,
+        valid=valid, seed=seed, device=device, tol_db=tol_db, patience=patience, monitor_every=monitor_every,
+        progress=progress,
     )
     return result.estimate
 
@@ -575,17 +578,16 @@ def estimate_udaln(
     seed: int = 2,
     device: str | None = None,
     band_names: list[str] | None = None,
-    progress: bool = False,
+    progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> EstimatedOperators:
     """UDALN's first stage alone as a PSF/SRF estimator: minimise ``|A_r(Y) - A_s(Z)|_1``.
 
     The PSF is ``r x r`` (disjoint blocks, UDALN's model); ``iterations`` defaults to the paper's 20,000 with
     its decay from half-way. ``srf_normalize="none"`` (default here) lets the SRF carry the gain between the two
-    sensors, as :func:`~hsfuse.estimation.hysure.estimate_hysure` does. Returns :class:`EstimatedOperators`.
+    sensors, as :func:`~hsfuse.estimation.hysure.estimate_hysure` does. ``progress`` is called as in
+    :func:`fit_udaln`. Returns :class:`EstimatedOperators`.
     """
-    n = SCHEDULES["paper"].stage1.iterations if iterations is None else int(iterations)
-    if n < 1:
-        raise InputError(f"iterations must be a positive integer, got {iterations!r}")
+    n = SCHEDULES["paper"].stage1.iterations if iterations is None else check_positive_int(iterations, "iterations")
     plan = UdalnSchedule(name=f"stage1-{n}", stage1=Stage(iterations=n, lr=1e-3, decay_start=n // 2),
                          stage2=Stage(iterations=0, lr=1e-3, decay_start=0),
                          stage3=Stage(iterations=0, lr=1e-3, decay_start=0))

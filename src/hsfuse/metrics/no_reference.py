@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_ratio
+from .._checks import check_positive_int, check_ratio
 from ..errors import InputError
 from ..types import FusionMeasurement, infer_ratio
 from . import functional as fm
@@ -169,7 +169,7 @@ def _block_keep(valid: torch.Tensor | None, block: int, what: str) -> torch.Tens
 
 
 def _low_block(q_block: Any, ratio: int) -> tuple[int, int]:
-    S = fm._positive_int(q_block, "q_block", minimum=2)
+    S = check_positive_int(q_block, "q_block", minimum=2)
     if S % ratio or S // ratio < 2:
         raise InputError(
             f"q_block={S} must be a multiple of the ratio {ratio} with q_block / ratio >= 2 (the low-resolution "

@@ -8,14 +8,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 
 import torch
 
-from .._checks import check_image_tensor
+from .._checks import check_pair, check_positive_int
 from ..errors import InputError
 from ..physics import FusionObservation
-from ..types import FusionMeasurement, infer_ratio
+from ..progress import ProgressFn
+from ..types import FusionMeasurement
 from .base import BandScaling, FusionNet, band_scales
 from .checkpoint import ModelCard, load_model
 from .tiling import choose_tile, tiled_forward
@@ -25,7 +25,7 @@ __all__ = ["run_network", "fuse_with_network"]
 
 def run_network(net: FusionNet, hsi: torch.Tensor, msi: torch.Tensor, *, band_scaling: BandScaling = "band_max",
                 tile: int | None = None, overlap: int = 4, device: str | torch.device | None = None,
-                progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                progress: ProgressFn | None = None) -> torch.Tensor:
     """Fuse ``hsi (N, L, h, w)`` and ``msi (N, m, rh, rw)`` with ``net`` in inference mode.
 
     Scaling statistics come from the whole inputs (never per tile). ``tile`` (LR pixels) splits the work into
@@ -53,20 +53,20 @@ def fuse_with_network(y: FusionMeasurement, physics: FusionObservation | None, *
                       weights: str | os.PathLike[str], method: str | None = None,
                       tile: int | str | None = "auto", overlap: int = 4,
                       memory_gb: float = 4.0, device: str | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                      progress: ProgressFn | None = None) -> torch.Tensor:
     """Fuse ``y`` with the trained network of checkpoint ``weights``.
 
-    ``method`` (if given) must be the checkpoint's network. ``physics`` (if given) must have the checkpoint's ratio; the networks learned their own observation model
-    from training data, so the PSF/SRF in ``physics`` are not used. ``tile="auto"`` picks the largest tile whose
+    ``method`` (if given) must be the checkpoint's network. ``physics`` (if given) must fit ``y`` (ratio, band
+    counts); the networks learned their own observation model from training data, so the PSF/SRF in ``physics``
+    are not used. ``tile="auto"`` picks the largest tile whose
     estimated peak memory fits ``memory_gb``; an integer is a tile side in LR pixels; ``None`` disables tiling.
     """
+    who = method or "network"
     if physics is not None:
-        physics.check_measurement(y)
-        ratio = physics.ratio
+        _, _, ratio = check_pair(y.hsi, y.msi, ratio=physics.ratio, hsi_bands=physics.spectral.hsi_bands,
+                                 msi_bands=physics.spectral.msi_bands, who=who)
     else:
-        hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-        msi = check_image_tensor(y.msi, "multispectral image")
-        ratio = infer_ratio(tuple(hsi.shape[-2:]), tuple(msi.shape[-2:]))
+        _, _, ratio = check_pair(y.hsi, y.msi, who=who)
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net, card = load_model(weights, hsi_bands=y.hsi.shape[1], msi_bands=y.msi.shape[1], ratio=ratio, device=dev)
     if method is not None and card.method != method:
@@ -77,13 +77,15 @@ def fuse_with_network(y: FusionMeasurement, physics: FusionObservation | None, *
 
 
 def _run_with_card(net: FusionNet, card: ModelCard, y: FusionMeasurement, *, tile: int | str | None, overlap: int,
-                   memory_gb: float, device: str, progress: Callable[[int, int], None] | None) -> torch.Tensor:
+                   memory_gb: float, device: str, progress: ProgressFn | None) -> torch.Tensor:
     if tile == "auto":
         h, w = y.hsi.shape[-2:]
         chosen = choose_tile(net, hsi_bands=card.hsi_bands, msi_bands=card.msi_bands, ratio=card.ratio,
                              memory_bytes=int(memory_gb * 2**30), device=device, overlap=overlap)
         tile = None if chosen >= max(h, w) else chosen
-    elif tile is not None and (not isinstance(tile, int) or tile <= 0):
+    elif isinstance(tile, str):
         raise InputError(f"tile must be a positive number of LR pixels, 'auto' or None, got {tile!r}")
+    elif tile is not None:
+        tile = check_positive_int(tile, "tile (LR pixels)")
     return run_network(net, y.hsi, y.msi, band_scaling=card.band_scaling, tile=tile,  # type: ignore[arg-type]
                        overlap=overlap, device=device, progress=progress)

@@ -5,40 +5,35 @@ on CPU, see benchmarks/results/networks.md; training, which stores activations, 
 :func:`tiled_forward` cuts the pair into tiles defined on the *low-resolution* grid (so every high-resolution
 tile is aligned to the ratio and the decimation grid), runs the network on one tile at a time and blends the
 overlapping outputs with a raised-cosine window. :func:`choose_tile` picks the largest tile that fits a memory
-budget, and :func:`rich_progress` shows a progress bar.
+budget. Progress is reported through a plain ``callback(done, total)`` (:mod:`hsfuse.progress`); drawing a bar
+is the caller's business (the command line does it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from .._checks import check_image_tensor, check_ratio
+from .._checks import check_pair, check_positive_int, check_ratio
 from ..errors import InputError
+from ..progress import ProgressFn
 
-__all__ = ["tile_starts", "blend_ramp", "tile_window", "tiled_forward", "choose_tile", "rich_progress",
-           "NetFn", "ProgressFn"]
+__all__ = ["tile_starts", "blend_ramp", "tile_window", "tiled_forward", "choose_tile", "NetFn", "ProgressFn"]
 
 NetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-ProgressFn = Callable[[int, int], None]
 
 
-def _positive_int(value: object, name: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _pair(value: int | tuple[int, int], name: str, *, minimum: int) -> tuple[int, int]:
+def _int_pair(value: int | tuple[int, int], name: str, *, minimum: int) -> tuple[int, int]:
+    """An integer or a ``(rows, cols)`` pair of integers, each ``>= minimum``, as a pair."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise InputError(f"{name} must be an integer or a pair (rows, cols), got {value!r}")
-        return (_positive_int(value[0], name, minimum=minimum), _positive_int(value[1], name, minimum=minimum))
-    v = _positive_int(value, name, minimum=minimum)
+        return (check_positive_int(value[0], name, minimum=minimum),
+                check_positive_int(value[1], name, minimum=minimum))
+    v = check_positive_int(value, name, minimum=minimum)
     return v, v
 
 
@@ -49,9 +44,9 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     may overlap its neighbour by more than ``overlap``) rather than padding the image. An axis shorter than
     a tile gets one tile of the axis' length. E.g. ``tile_starts(11, 4, 1) == [0, 3, 6, 7]``.
     """
-    length = _positive_int(length, "length")
-    tile = _positive_int(tile, "tile")
-    overlap = _positive_int(overlap, "overlap", minimum=0)
+    length = check_positive_int(length, "length")
+    tile = check_positive_int(tile, "tile")
+    overlap = check_positive_int(overlap, "overlap", minimum=0)
     if tile <= 2 * overlap:
         raise InputError(f"tile ({tile}) must be larger than twice the overlap ({overlap}) so that every "
                          "tile keeps an interior")
@@ -134,7 +129,7 @@ def tiled_forward(net_fn: NetFn, hsi: torch.Tensor, msi: torch.Tensor, *, ratio:
         ratio: the integer ratio ``r``.
         tile, overlap: in LR pixels; ``tile > 2 * overlap``, ``overlap >= 0``. A tile larger than the image
             is clipped to it.
-        progress: optional ``callback(done, total)`` after each tile (see :func:`rich_progress`).
+        progress: optional ``callback(done, total)`` after each tile (:data:`hsfuse.progress.ProgressFn`).
         device: where ``net_fn`` runs.
 
     Example:
@@ -143,16 +138,9 @@ def tiled_forward(net_fn: NetFn, hsi: torch.Tensor, msi: torch.Tensor, *, ratio:
         >>> torch.allclose(tiled_forward(net, hsi, msi, ratio=2, tile=4, overlap=1), net(hsi, msi))
         True
     """
-    hsi = check_image_tensor(hsi, "low-resolution HSI")
-    msi = check_image_tensor(msi, "multispectral image")
-    r = check_ratio(ratio)
-    (th, tw), (oh, ow) = _pair(tile, "tile", minimum=1), _pair(overlap, "overlap", minimum=0)
+    hsi, msi, r = check_pair(hsi, msi, ratio=ratio, who="tiled_forward")
+    (th, tw), (oh, ow) = _int_pair(tile, "tile", minimum=1), _int_pair(overlap, "overlap", minimum=0)
     n, _, h, w = hsi.shape
-    if msi.shape[0] != n:
-        raise InputError(f"HSI batch {n} and MSI batch {msi.shape[0]} differ")
-    if tuple(msi.shape[-2:]) != (r * h, r * w):
-        raise InputError(f"HSI {h}x{w} and MSI {msi.shape[-2]}x{msi.shape[-1]} do not match ratio {r} "
-                         f"(expected MSI {r * h}x{r * w})")
     rows = tile_starts(h, th, oh)
     cols = tile_starts(w, tw, ow)
     th, tw = min(th, h), min(tw, w)
@@ -194,27 +182,6 @@ def tiled_forward(net_fn: NetFn, hsi: torch.Tensor, msi: torch.Tensor, *, ratio:
     return out.div_(weight.to(out.dtype))
 
 
-@contextmanager
-def rich_progress(description: str = "fusing tiles") -> Iterator[ProgressFn]:
-    """A ``callback(done, total)`` that drives a :mod:`rich` progress bar, for :func:`tiled_forward`.
-
-    Example:
-        >>> with rich_progress("DHIF-Net") as progress:  # doctest: +SKIP
-        ...     z = tiled_forward(net, hsi, msi, ratio=8, tile=64, overlap=8, progress=progress)
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
-    task = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield update
-
-
 def _cpu_activation_bytes(module: nn.Module, hsi: torch.Tensor, msi: torch.Tensor) -> int:
     """Sum of the bytes of every leaf module's outputs during one forward, plus inputs and final output."""
     total = 0
@@ -253,10 +220,10 @@ def choose_tile(net_fn_or_module: NetFn | nn.Module, *, hsi_bands: int, msi_band
     Raises :class:`InputError` if even a tile of ``2 * overlap + 1`` LR pixels does not fit.
     """
     r = check_ratio(ratio)
-    hsi_bands = _positive_int(hsi_bands, "hsi_bands")
-    msi_bands = _positive_int(msi_bands, "msi_bands")
-    overlap = _positive_int(overlap, "overlap", minimum=0)
-    probe = -(-64 // r) if probe is None else _positive_int(probe, "probe")
+    hsi_bands = check_positive_int(hsi_bands, "hsi_bands")
+    msi_bands = check_positive_int(msi_bands, "msi_bands")
+    overlap = check_positive_int(overlap, "overlap", minimum=0)
+    probe = -(-64 // r) if probe is None else check_positive_int(probe, "probe")
     if isinstance(memory_bytes, bool) or not isinstance(memory_bytes, (int, float)) or memory_bytes <= 0:
         raise InputError(f"memory_bytes must be a positive number of bytes, got {memory_bytes!r}")
     dev = torch.device(device)

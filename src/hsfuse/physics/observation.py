@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_image_tensor
-from ..errors import InputError
+from .._checks import check_image_tensor, check_pair
 from ..types import FusionMeasurement
 from .spatial import SpatialDegradation
 from .spectral import SpectralResponse
@@ -56,17 +55,11 @@ class FusionObservation(nn.Module):
     def forward(self, z: torch.Tensor) -> FusionMeasurement:
         return self.A(z)
 
-    def check_measurement(self, y: FusionMeasurement) -> None:
-        """Raise :class:`~hsfuse.errors.InputError` unless ``y`` fits this operator (bands, sizes, ratio)."""
-        hsi = check_image_tensor(y.hsi, "low-resolution HSI", channels=self.spectral.hsi_bands)
-        msi = check_image_tensor(y.msi, "multispectral image", channels=self.spectral.msi_bands)
-        if hsi.shape[0] != msi.shape[0]:
-            raise InputError(f"HSI batch {hsi.shape[0]} and MSI batch {msi.shape[0]} differ")
-        r = self.ratio
-        h, w = hsi.shape[-2:]
-        H, W = msi.shape[-2:]
-        if (H, W) != (h * r, w * r):
-            raise InputError(
-                f"HSI {h}x{w} and MSI {H}x{W} do not match the ratio {r} (expected MSI {h * r}x{w * r}); "
-                "check --ratio or crop the inputs"
-            )
+    def check_measurement(self, y: FusionMeasurement, *, who: str = "fusion") -> None:
+        """Raise :class:`~hsfuse.errors.InputError` unless ``y`` fits this operator (bands, sizes, ratio).
+
+        The checks and messages are :func:`hsfuse._checks.check_pair`'s, with this operator's ratio and band
+        counts; ``who`` names the caller in the messages.
+        """
+        check_pair(y.hsi, y.msi, ratio=self.ratio, hsi_bands=self.spectral.hsi_bands,
+                   msi_bands=self.spectral.msi_bands, who=who)

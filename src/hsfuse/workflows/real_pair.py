@@ -34,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .._checks import check_ratio
 from ..errors import InputError
 from ..estimation.hysure import estimate_hysure
 from ..estimation.operators import EstimatedOperators, lowres_valid
@@ -47,6 +48,7 @@ from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
 from ..physics.spectral import apply_srf
 from ..physics.transfer import Transfer, srgb_to_linear, to_linear
+from ..progress import ProgressFn, ProgressWithInfo
 from ..viz.blind_figures import plot_convergence, plot_psf, plot_real_pair, plot_srf
 from ..types import Cube, FusionMeasurement, infer_ratio
 
@@ -102,9 +104,9 @@ def prepare_pair(hsi: Cube, msi: Cube, *, ratio: int | None = None, msi_transfer
     found on the values as stored.
     """
     r = infer_ratio(hsi.shape[:2], msi.shape[:2])
-    if ratio is not None and int(ratio) != r:
+    if ratio is not None and check_ratio(ratio) != r:  # check_pair's message, for cubes
         raise InputError(f"ratio {ratio} disagrees with the image sizes: HSI {hsi.shape[0]}x{hsi.shape[1]} and "
-                         f"MSI {msi.shape[0]}x{msi.shape[1]} give {r}")
+                         f"MSI {msi.shape[0]}x{msi.shape[1]} give ratio {r}; drop the ratio or crop the images")
     hsi_ok, msi_ok = hsi.valid_mask(), msi.valid_mask()
     valid = msi_ok & np.repeat(np.repeat(hsi_ok, r, axis=0), r, axis=1)
     if not valid.any():
@@ -145,7 +147,7 @@ def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysu
                        support: torch.Tensor | None = None, valid: torch.Tensor | None = None, kernel_size: int | None = None,
                        iterations: int | None = None, band_names: list[str] | None = None,
                        hysure_lambda: float = HYSURE_LAMBDA, hysure_refine: int = HYSURE_REFINE,
-                       progress: bool = False) -> EstimatedOperators:
+                       progress: ProgressFn | ProgressWithInfo | None = None) -> EstimatedOperators:
     """Estimate the PSF and SRF of one pair with the named estimator (:data:`ESTIMATORS`).
 
     ``kernel_size`` applies to HySure (default here ``2r + 1``: a Gaussian of FWHM ``r`` keeps ~15 % of its
@@ -159,6 +161,9 @@ def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysu
     fit, and its box-filter SRF step is biased where the scene has detail at the boxes' scale. Measured on
     noise-free Pavia 64 x 64 at r = 4: PSF error 53 % -> 0.09 % (``tests/test_estimation_hysure.py``); at
     30-40 dB SNR, 0.5 %.
+
+    ``progress`` (``callback(done, total)``, optionally with an ``info`` keyword) follows UDALN's iterations;
+    HySure's direct solve does not report.
     """
     if estimator == "hysure":
         if iterations is not None:
@@ -266,7 +271,7 @@ def run_real_pair(
     hysure_lambda: float = HYSURE_LAMBDA,
     q_block: int | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: ProgressFn | ProgressWithInfo | None = None,
     say: Say = _quiet,
 ) -> RealPairResult:
     """The whole real-pair workflow (module docstring) into the folder ``output``, written atomically.
@@ -287,7 +292,9 @@ def run_real_pair(
         hysure_lambda: HySure's smoothness weight (:func:`estimate_operators`).
         q_block: QNR block side at the MSI resolution (default: 32, or the largest multiple of ``r`` that gives
             at least 4 blocks per side).
-        progress: progress bars for the long steps; ``say`` receives one-line status messages.
+        progress: ``callback(done, total)`` (optionally with an ``info`` keyword: a status text) for the long
+            steps, the UDALN estimate and UDALN's fusion, each counting from 1 to its own total; ``say`` receives
+            one-line status messages.
 
     Returns:
         :class:`RealPairResult`; ``report`` holds the scales, mask size, estimate diagnostics, registration
