@@ -66,6 +66,9 @@ from hsfuse.training.loop import TrainOptions, train
 from hsfuse.types import Cube, FusionMeasurement
 from hsfuse.viz.synthesis_figures import plot_abundances, plot_previews, plot_realism
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import stderr_progress  # noqa: E402
+
 RATIO = 4
 METRICS = ("psnr", "sam", "ergas", "ssim", "rmse")
 
@@ -124,7 +127,7 @@ def train_arm(name: str, samplers: list[tuple[PatchSampler, int]], *, run_root: 
                 shutil.rmtree(run)
             opts = TrainOptions(method="dbin", config=config, steps=steps, batch_size=batch, seed=seed,
                                 val_every=10**9, ckpt_every=steps, log_every=25, init_from=init)
-            res = train(opts, sampler, run_dir=run, progress=sys.stderr.isatty())
+            res = train(opts, sampler, run_dir=run, progress=stderr_progress(f"train {name} stage {k}"))
             seconds += res.seconds
         else:
             seconds += json.loads((run / "summary.json").read_text())["seconds"]
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         res = train_unmixing([top], response=rgb_response(top.wavelengths), run_dir=unmix_dir,
                              options=UnmixingTrainOptions(config="small", steps=args.unmix_steps, batch_size=8,
                                                           patch_size=32, ckpt_every=200),
-                             resume=True, progress=sys.stderr.isatty())
+                             resume=True, progress=stderr_progress("train unmixing"))
         timings["unmixing_train"] = {"steps": res.steps_done, "seconds": time.perf_counter() - t,
                                      "final": res.history[-1] if res.history else None}
     model = load_unmixing(unmix_dir)
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                               options=DiffusionTrainOptions(config="small", steps=args.diffusion_steps, crop=32,
                                                             batch_size=8, ckpt_every=500, ema=args.ema),
                               description={"source": "houston2018 RGB, scales 1/2 1/4 1/8"}, resume=True,
-                              progress=sys.stderr.isatty())
+                              progress=stderr_progress("train diffusion"))
         timings["diffusion_train"] = {"steps": res.steps_done, "seconds": time.perf_counter() - t,
                                       "final": res.history[-1] if res.history else None}
     ddpm = load_diffusion(ddpm_dir)

@@ -49,6 +49,18 @@ from hsfuse.types import FusionMeasurement
 CLASSICAL = ("bicubic", "gsa", "fuse")
 
 
+def stderr_progress(label: str):
+    """A ``progress(done, total, info=...)`` callback printing one updating line on a terminal's stderr, or
+    ``None`` when stderr is not a terminal (logs stay clean)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, *, info: str = "") -> None:
+        print(f"\r{label} {done}/{total}  {info}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+    return show
+
+
 def prepare(case: BenchCase, *, ratio: int, test_fraction: float, patch: int):
     scene = load_scene(case.scene)
     matrix, names = srf_matrix(resolve_sensor(case.sensor), scene.wavelengths, hsi_fwhm=scene.fwhm,
@@ -74,15 +86,15 @@ def train_one(name: str, family: DegradationFamily, top, *, budget_s: float, pat
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     probe_dir = run_dir.with_name(run_dir.name + "-probe")
     shutil.rmtree(probe_dir, ignore_errors=True)
-    train(TrainOptions(steps=4, ckpt_every=10**9, **base), sampler, run_dir=probe_dir, progress=False, stop_after=1)
+    train(TrainOptions(steps=4, ckpt_every=10**9, **base), sampler, run_dir=probe_dir, stop_after=1)
     t1 = time.perf_counter()
-    train(TrainOptions(steps=4, ckpt_every=10**9, **base), sampler, run_dir=probe_dir, progress=False, resume=True)
+    train(TrainOptions(steps=4, ckpt_every=10**9, **base), sampler, run_dir=probe_dir, resume=True)
     per_step = (time.perf_counter() - t1) / 3  # steps 2-4 of a warm process (step 1 pays one-off costs)
     shutil.rmtree(probe_dir, ignore_errors=True)
     steps = max(10, int(budget_s / per_step))
     shutil.rmtree(run_dir, ignore_errors=True)
     res = train(TrainOptions(steps=steps, ckpt_every=max(steps // 4, 1), **base), sampler, run_dir=run_dir,
-                progress=sys.stderr.isatty())
+                progress=stderr_progress(f"train {name}"))
     return {"steps": steps, "train_s": res.seconds, "s_per_step": res.seconds / steps, "batch": batch,
             "patch": patch, "checkpoint": str(res.last)}
 

@@ -28,6 +28,9 @@ from hsfuse.synthesis.unmixing import (UnmixingTrainOptions, initial_endmembers,
                                        rgb_response, train_unmixing)
 from hsfuse.workflows.synth import unmixing_accuracy
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import stderr_progress  # noqa: E402
+
 REFERENCE_COUNT = {"jasper_ridge": 4, "samson": 3}
 
 
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                              options=UnmixingTrainOptions(config=args.config, endmembers=k, steps=args.steps,
                                                           batch_size=8, patch_size=32, seed=args.seed,
                                                           ckpt_every=500),
-                             resume=True, progress=sys.stderr.isatty())
+                             resume=True, progress=stderr_progress(f"train unmixing {name}"))
         seconds = time.perf_counter() - t
         model = load_unmixing(run)
         acc = unmixing_accuracy(model, name)

@@ -573,8 +573,7 @@ def test_train_unmixing_learns_keeps_endmembers_feasible_and_round_trips(tmp_pat
         return real_loss(recon, target, endmembers, **kw)
 
     monkeypatch.setattr(su, "unmixing_loss", spy)
-    res = su.train_unmixing([scene], response=response, run_dir=tmp_path / "run", options=_unmix_options(),
-                            progress=False)
+    res = su.train_unmixing([scene], response=response, run_dir=tmp_path / "run", options=_unmix_options())
     assert res.steps_done == 150 and len(seen_min) == 150
     assert min(seen_min) >= 0.0, "endmembers went negative during training"
     assert seen_min.count(0.0) > 0  # the constraint was active (see the control test below)
@@ -616,7 +615,7 @@ def test_train_unmixing_projection_is_what_keeps_endmembers_non_negative(tmp_pat
     monkeypatch.setattr(UnmixingNet, "project_", lambda self: None)
     scene, _, _ = _mixture_scene(0)
     su.train_unmixing([scene], response=_pseudo_rgb(), run_dir=tmp_path / "run",
-                      options=_unmix_options(steps=100, ckpt_every=100), progress=False)
+                      options=_unmix_options(steps=100, ckpt_every=100))
     assert min(seen_min) < 0.0
 
 
@@ -656,9 +655,9 @@ def test_train_diffusion_resumes_bit_identically(tmp_path):
     opts = DiffusionTrainOptions(config="tiny", steps=7, batch_size=2, crop=16, T=10, lr=1e-3, ckpt_every=2,
                                  log_every=1, seed=3)
     a, b = tmp_path / "a", tmp_path / "b"
-    _check_resume(lambda: train_diffusion(maps, run_dir=a, options=opts, progress=False),
-                  lambda: train_diffusion(maps, run_dir=b, options=opts, progress=False, stop_after=5),
-                  lambda: train_diffusion(maps, run_dir=b, options=opts, progress=False, resume=True),
+    _check_resume(lambda: train_diffusion(maps, run_dir=a, options=opts),
+                  lambda: train_diffusion(maps, run_dir=b, options=opts, stop_after=5),
+                  lambda: train_diffusion(maps, run_dir=b, options=opts, resume=True),
                   a, b, stopped=5, last_ckpt=4, steps=7)
     # and the weights did move from their initialisation
     torch.manual_seed(3)
@@ -682,14 +681,14 @@ def test_diffusion_ema_follows_its_recursion_resumes_and_leaves_training_unchang
     plain, ema, killed = tmp_path / "plain", tmp_path / "ema", tmp_path / "killed"
     raw = []
     for s in (1, 2, 3):  # resume one step at a time to read w_s (resume is exact: tested above)
-        train_diffusion(maps, run_dir=plain, options=DiffusionTrainOptions(**base), progress=False, stop_after=s)
+        train_diffusion(maps, run_dir=plain, options=DiffusionTrainOptions(**base), stop_after=s)
         raw.append({k: v.double() for k, v in _weights(plain).items()})
     hand = dict(raw[0])
     for w in raw[1:]:
         hand = {k: d * hand[k] + (1 - d) * w[k] for k in hand}
 
     opts = DiffusionTrainOptions(**base, ema=d)
-    train_diffusion(maps, run_dir=ema, options=opts, progress=False)
+    train_diffusion(maps, run_dir=ema, options=opts)
     assert all(torch.equal(_weights(ema)[k], raw[-1][k].float()) for k in raw[-1])
     got = load_averaged(ema / "checkpoints" / "step_0000003")
     assert got.keys() == hand.keys()
@@ -697,8 +696,8 @@ def test_diffusion_ema_follows_its_recursion_resumes_and_leaves_training_unchang
         torch.testing.assert_close(got[k].double(), hand[k], rtol=1e-5, atol=1e-6)
     assert any(not torch.allclose(got[k].double(), raw[-1][k]) for k in hand)  # the average is not the last step
 
-    train_diffusion(maps, run_dir=killed, options=opts, progress=False, stop_after=2)
-    train_diffusion(maps, run_dir=killed, options=opts, progress=False, resume=True)
+    train_diffusion(maps, run_dir=killed, options=opts, stop_after=2)
+    train_diffusion(maps, run_dir=killed, options=opts, resume=True)
     resumed = load_averaged(killed / "checkpoints" / "step_0000003")
     assert all(torch.equal(resumed[k], got[k]) for k in got)
 
@@ -719,20 +718,18 @@ def test_diffusion_run_extended_with_more_steps_equals_a_longer_run(tmp_path):
     maps = [_smooth_abundances(20, 20, 3, 1), _smooth_abundances(24, 18, 3, 2)]
     base = dict(config="tiny", batch_size=2, crop=16, T=10, lr=1e-2, log_every=1, seed=3, ema=0.5)
     longer, extended = tmp_path / "longer", tmp_path / "extended"
-    train_diffusion(maps, run_dir=longer, options=DiffusionTrainOptions(**base, steps=6, ckpt_every=2),
-                    progress=False)
-    assert train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=3, ckpt_every=3),
-                           progress=False).steps_done == 3
+    train_diffusion(maps, run_dir=longer, options=DiffusionTrainOptions(**base, steps=6, ckpt_every=2))
+    assert train_diffusion(maps, run_dir=extended,
+                           options=DiffusionTrainOptions(**base, steps=3, ckpt_every=3)).steps_done == 3
     assert train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=6, ckpt_every=2),
-                           progress=False, resume=True).steps_done == 6
+                           resume=True).steps_done == 6
     wa, wb = _weights(longer), _weights(extended)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert _losses(longer) == _losses(extended)
     with pytest.raises(InputError, match="already run 6 steps"):
-        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=4), progress=False)
+        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**base, steps=4))
     with pytest.raises(InputError, match="different options"):
-        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**{**base, "lr": 2e-2}, steps=8),
-                        progress=False)
+        train_diffusion(maps, run_dir=extended, options=DiffusionTrainOptions(**{**base, "lr": 2e-2}, steps=8))
 
 
 def test_train_unmixing_resumes_bit_identically(tmp_path):
@@ -742,12 +739,44 @@ def test_train_unmixing_resumes_bit_identically(tmp_path):
     resp = _pseudo_rgb()
     opts = _unmix_options(steps=7, ckpt_every=2, log_every=1, patch_size=12, decay_at=0.5)
     a, b = tmp_path / "a", tmp_path / "b"
-    _check_resume(lambda: train_unmixing(scenes, response=resp, run_dir=a, options=opts, progress=False),
-                  lambda: train_unmixing(scenes, response=resp, run_dir=b, options=opts, progress=False,
+    _check_resume(lambda: train_unmixing(scenes, response=resp, run_dir=a, options=opts),
+                  lambda: train_unmixing(scenes, response=resp, run_dir=b, options=opts,
                                          stop_after=5),
-                  lambda: train_unmixing(scenes, response=resp, run_dir=b, options=opts, progress=False,
+                  lambda: train_unmixing(scenes, response=resp, run_dir=b, options=opts,
                                          resume=True),
                   a, b, stopped=5, last_ckpt=4, steps=7)
+
+
+@pytest.mark.filterwarnings("ignore:the noise schedule ends")
+def test_synthesis_trainers_report_progress_and_take_strict_integers(tmp_path):
+    """Both trainers call ``progress(done, total, info=...)`` after every step (the engine's callback); their
+    options refuse non-integer counts and negative seeds."""
+    from hsfuse.synthesis.diffusion import DiffusionTrainOptions, train_diffusion
+    from hsfuse.synthesis.unmixing import UnmixingTrainOptions, train_unmixing
+
+    seen: list[tuple[int, int, str]] = []
+
+    def progress(done: int, total: int, *, info: str = "") -> None:
+        seen.append((done, total, info))
+
+    maps = [_smooth_abundances(16, 16, 3, 4)]
+    train_diffusion(maps, run_dir=tmp_path / "d", progress=progress,
+                    options=DiffusionTrainOptions(config="tiny", steps=2, batch_size=1, crop=16, T=10, log_every=1))
+    assert [s[:2] for s in seen] == [(0, 2), (1, 2), (2, 2)] and seen[-1][2].startswith("loss ")
+    seen.clear()
+    train_unmixing([_mixture_scene(0)[0]], response=_pseudo_rgb(), run_dir=tmp_path / "u", progress=progress,
+                   options=_unmix_options(steps=2, log_every=1))
+    assert [s[:2] for s in seen] == [(0, 2), (1, 2), (2, 2)]
+    assert {"loss", "charbonnier"} <= set(seen[-1][2].split()[::2])
+    for bad in (dict(steps=2.0), dict(batch_size=True), dict(log_every=0), dict(seed=-1)):
+        with pytest.raises(InputError, match="must be an integer >="):
+            DiffusionTrainOptions(**bad)
+        with pytest.raises(InputError, match="must be an integer >="):
+            UnmixingTrainOptions(**bad)
+    assert type(DiffusionTrainOptions(steps=np.int64(3)).steps) is int
+    with pytest.raises(TypeError, match="progress must be a callable"):
+        train_diffusion(maps, run_dir=tmp_path / "x", progress=True,
+                        options=DiffusionTrainOptions(config="tiny", steps=1, batch_size=1, crop=16, T=10))
 
 
 # ================================================================================================ synthesis: diffusion
@@ -796,7 +825,7 @@ def test_sample_abundances_gives_simplex_maps_reproducibly(tmp_path):
 
     maps = [_smooth_abundances(16, 16, 3, 4)]
     opts = DiffusionTrainOptions(config="tiny", steps=1, batch_size=1, crop=16, T=10, ckpt_every=1, log_every=1)
-    train_diffusion(maps, run_dir=tmp_path / "run", options=opts, progress=False)
+    train_diffusion(maps, run_dir=tmp_path / "run", options=opts)
     model = load_diffusion(tmp_path / "run")
     assert model.schedule.T == 10 and not model.net.training
     for sampler in ("ddim", "ancestral"):
@@ -980,7 +1009,7 @@ def test_train_diffusion_learns_a_simple_distribution(tmp_path):
     maps = [np.broadcast_to(np.eye(3, dtype=np.float32)[k], (16, 16, 3)).copy() for k in range(3)]
     opts = DiffusionTrainOptions(config="tiny", steps=300, batch_size=8, crop=16, T=1000, beta_start=1e-4,
                                  beta_end=2e-2, lr=2e-3, ckpt_every=300, log_every=30, seed=0)
-    res = train_diffusion(maps, run_dir=tmp_path / "run", options=opts, progress=False)
+    res = train_diffusion(maps, run_dir=tmp_path / "run", options=opts)
     assert res.history[-1]["loss"] < 0.5 * res.history[0]["loss"]
     trained = sample_abundances(load_diffusion(tmp_path / "run"), n=8, size=16, steps=20, seed=1).abundances
     untrained_model = load_diffusion(tmp_path / "run")

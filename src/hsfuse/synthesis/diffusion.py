@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +34,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_positive_int
 from ..errors import InputError
 from ..models.base import config_from_dict
 from ..models.ddpm_unet import DENOISER_CONFIGS, DenoiserConfig, SR3UNet
 from ..models.diffusion import (NoiseSchedule, ancestral_sample, ddim_sample, ddim_timesteps, linear_schedule,
                                 q_sample, training_noise_levels)
 from ..physics.learnable import project_simplex
+from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..training.engine import (StepLoopOptions, StepLoopResult, load_averaged, load_weights, read_checkpoint_card,
                                run_step_loop)
 
@@ -116,10 +118,9 @@ class DiffusionTrainOptions:
             raise InputError(f"unknown denoiser config {self.config!r}; choose one of {', '.join(DENOISER_CONFIGS)}")
         if self.loss not in ("l1", "l2"):
             raise InputError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
-        for name in ("steps", "batch_size", "crop", "T"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("steps", "batch_size", "crop", "T", "ckpt_every", "log_every"):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+        object.__setattr__(self, "seed", check_positive_int(self.seed, "seed", minimum=0))
         m = DENOISER_CONFIGS[self.config].multiple
         if self.crop % m:
             raise InputError(f"crop {self.crop} must be a multiple of {m} for the {self.config!r} denoiser")
@@ -159,13 +160,16 @@ def _crop_batch(maps: Sequence[np.ndarray], *, step: int, seed: int, batch: int,
 
 def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[str],
                     options: DiffusionTrainOptions = DiffusionTrainOptions(), description: dict[str, Any] | None = None,
-                    resume: bool = True, progress: bool = True, stop_after: int | None = None) -> StepLoopResult:
+                    resume: bool = True, progress: ProgressFn | ProgressWithInfo | None = None,
+                    stop_after: int | None = None) -> StepLoopResult:
     """Train the abundance denoiser on ``maps`` (``(H, W, K)`` on the simplex); resumable (training engine).
 
     A run resumed with a larger ``options.steps`` continues where it stopped and gives the weights of one run
     of that length (the authors train "until stopped"); every other option must match the run's.
 
     ``description`` (e.g. where the maps came from) is stored in ``run.json`` and the checkpoints' card.
+    ``progress(done, total)`` is called after every step (with ``info="loss ..."`` when it takes that
+    keyword); ``stop_after``: stop (as if killed) after that many steps, for tests.
     """
     maps = check_abundances(maps)
     small = min(min(m.shape[:2]) for m in maps)
@@ -216,7 +220,7 @@ def train_diffusion(maps: Sequence[np.ndarray], *, run_dir: str | os.PathLike[st
                          command="hsfuse synth train-diffusion", module=net, optimizer=optimizer, step_fn=step_fn,
                          card=card, method="abundance-ddpm",
                          options=StepLoopOptions(steps=options.steps, ckpt_every=options.ckpt_every,
-                                                 log_every=options.log_every, label="train diffusion"),
+                                                 log_every=options.log_every),
                          device=options.device, resume=resume, progress=progress, stop_after=stop_after,
                          averaged=averaged)
 
@@ -263,7 +267,7 @@ class SampleResult:
 @torch.no_grad()
 def sample_abundances(model: AbundanceDiffusion, *, n: int, size: int, sampler: Literal["ddim", "ancestral"] = "ddim",
                       steps: int = 50, eta: float = 0.0, seed: int = 0, batch: int = 8, device: str = "cpu",
-                      progress: Callable[[int, int], None] | None = None) -> SampleResult:
+                      progress: ProgressFn | ProgressWithInfo | None = None) -> SampleResult:
     """Draw ``n`` abundance maps ``size x size`` (``sampler``: DDIM with ``steps`` or the full ancestral chain).
 
     Sample ``i`` uses seed ``seed + i // batch`` for its batch, so the same ``(seed, batch)`` gives the same
@@ -273,8 +277,9 @@ def sample_abundances(model: AbundanceDiffusion, *, n: int, size: int, sampler: 
 
     if sampler not in ("ddim", "ancestral"):
         raise InputError(f"sampler must be 'ddim' or 'ancestral', got {sampler!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or batch < 1:
-        raise InputError(f"n and batch must be positive integers, got {n!r}, {batch!r}")
+    n = check_positive_int(n, "n")
+    batch = check_positive_int(batch, "batch")
+    size = check_positive_int(size, "size")
     m = model.net.config.multiple
     if size < m or size % m:
         raise InputError(f"size must be a positive multiple of {m} for this denoiser, got {size}")
@@ -285,10 +290,10 @@ def sample_abundances(model: AbundanceDiffusion, *, n: int, size: int, sampler: 
     total = per * len(batches)
     out = []
     t0 = time.perf_counter()
+    outer = reporter(progress)
     for b, count in enumerate(batches):
         def report(i: int, _total: int, b: int = b) -> None:
-            if progress is not None:
-                progress(b * per + i, total)
+            outer(b * per + i, total)
         shape = (count, K, size, size)
         if sampler == "ddim":
             x = ddim_sample(net, shape, model.schedule, steps=steps, eta=eta, seed=seed + b, device=device,

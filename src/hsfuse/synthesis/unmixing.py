@@ -25,12 +25,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._checks import check_finite
+from .._checks import check_finite, check_positive_int
 from ..errors import InputError
 from ..models.base import config_from_dict
 from ..models.unmixing import UNMIXING_CONFIGS, UnmixingConfig, UnmixingNet, unmixing_loss
 from ..physics.srf_library import srf_matrix
 from ..physics.transfer import Transfer, to_linear
+from ..progress import ProgressFn, ProgressWithInfo
 from ..training.engine import StepLoopOptions, StepLoopResult, load_weights, read_checkpoint_card, run_step_loop
 from ..types import Cube
 
@@ -175,10 +176,11 @@ class UnmixingTrainOptions:
             raise InputError(f"unknown unmixing config {self.config!r}; choose one of {', '.join(UNMIXING_CONFIGS)}")
         if self.init not in ("atgp", "random"):
             raise InputError(f"init must be 'atgp' or 'random', got {self.init!r}")
-        for name in ("steps", "batch_size", "patch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("steps", "batch_size", "patch_size", "ckpt_every", "log_every"):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+        if self.endmembers is not None:
+            object.__setattr__(self, "endmembers", check_positive_int(self.endmembers, "endmembers"))
+        object.__setattr__(self, "seed", check_positive_int(self.seed, "seed", minimum=0))
         if not (self.lr > 0) or not 0 < self.decay_at <= 1:
             raise InputError(f"need lr > 0 and 0 < decay_at <= 1, got {self.lr}, {self.decay_at}")
 
@@ -206,11 +208,14 @@ def _patch_batch(hsis: Sequence[np.ndarray], rgbs: Sequence[np.ndarray], *, step
 
 def train_unmixing(scenes: Sequence[Cube], *, response: RGBResponse, run_dir: str | os.PathLike[str],
                    options: UnmixingTrainOptions = UnmixingTrainOptions(), resume: bool = True,
-                   progress: bool = True, stop_after: int | None = None) -> StepLoopResult:
+                   progress: ProgressFn | ProgressWithInfo | None = None,
+                   stop_after: int | None = None) -> StepLoopResult:
     """Train the unmixing network on ``scenes`` (max-scaled HSIs of one band layout) and their simulated RGB.
 
-    Checkpoints, ``last.json`` and ``history.jsonl`` (loss and its three terms) go to ``run_dir``; a killed run
-    resumes where it stopped (:mod:`hsfuse.training.engine`).
+    Checkpoints, ``last.json`` and ``history.jsonl`` (loss and its three terms, the engine's rule) go to
+    ``run_dir``; a killed run resumes where it stopped (:mod:`hsfuse.training.engine`). ``progress(done, total)``
+    is called after every step (with ``info="loss ..."`` when it takes that keyword); ``stop_after``: stop
+    (as if killed) after that many steps, for tests.
     """
     if not scenes:
         raise InputError("no training scenes given")
@@ -262,7 +267,7 @@ def train_unmixing(scenes: Sequence[Cube], *, response: RGBResponse, run_dir: st
                          command="hsfuse synth train-unmixing", module=net, optimizer=optimizer, step_fn=step_fn,
                          card=card, method="unmixing",
                          options=StepLoopOptions(steps=options.steps, ckpt_every=options.ckpt_every,
-                                                 log_every=options.log_every, label="train unmixing"),
+                                                 log_every=options.log_every),
                          device=options.device, resume=resume, progress=progress, stop_after=stop_after)
 
 

@@ -51,15 +51,18 @@ def setup(device: str) -> DistInfo:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait until every process of the job gets here (nothing for a single process)."""
     if info.enabled:
         dist.barrier()
 
 
 def broadcast_flag(info: DistInfo, value: bool) -> bool:
-    """Rank 0's boolean, on every rank."""
+    """Rank 0's boolean, on every rank (a collective: every rank must call it at the same point)."""
     if not info.enabled:
         return value
-    t = torch.tensor([1 if value else 0])
+    # NCCL moves CUDA tensors only; gloo moves CPU tensors
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([1 if value else 0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
 

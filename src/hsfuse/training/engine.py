@@ -1,19 +1,38 @@
 """A resumable optimisation loop for any network: checkpoints, RNG state, pointers, history, progress.
 
 :func:`hsfuse.training.loop.train` (the fusion networks) and the synthesis stages (the unmixing network and the
-abundance diffusion model, :mod:`hsfuse.synthesis`) share the run-folder conventions implemented here::
+abundance diffusion model, :mod:`hsfuse.synthesis`) all run on :func:`run_step_loop`, so they share one set of
+run-folder conventions and resume guarantees::
 
     run.json                                 options and data description (checked on resume)
     checkpoints/step_0000100/{model.safetensors, model.json, state.pt}   (+ averaged.safetensors, see below)
     last.json                                atomically repointed after each checkpoint
-    history.jsonl                            one line per logged step (running means of the step's values)
+    best.json                                the checkpoint an ``after_step`` hook marked best (if any)
+    history.jsonl                            see "History" below
 
 ``step_fn(step)`` does one optimiser step and returns the values to log (``{"loss": ...}``); it must draw
 its randomness from the global torch RNG or from generators derived from ``step`` so that a run killed at any
-moment and resumed from ``last.json`` reproduces the uninterrupted run (weights, optimiser moments, step counter
-and RNG state come from the checkpoint). A run that keeps a weight average (an exponential moving average,
-``torch.optim.swa_utils.AveragedModel``, updated by ``step_fn``) passes it as ``averaged``: its state is saved
-as ``averaged.safetensors`` in each checkpoint and restored on resume.
+moment and resumed from ``last.json`` reproduces the uninterrupted run (weights, optimiser moments, step counter,
+RNG state and the caller's ``extra_state`` come from the checkpoint). A run that keeps a weight average (an
+exponential moving average, ``torch.optim.swa_utils.AveragedModel``, updated by ``step_fn``) passes it as
+``averaged``: its state is saved as ``averaged.safetensors`` in each checkpoint and restored on resume.
+
+Checkpoints are written every ``ckpt_every`` steps, at the last step, and at any step an ``after_step`` hook
+asks for one (:class:`StepOutcome`); ``keep_last`` of them are kept, plus the one ``best.json`` points at.
+
+History: ``history.jsonl`` has one JSON line per *logged* step: every ``log_every``-th step, the last step, and
+any step whose ``after_step`` hook reported values (e.g. validation metrics). A line holds ``step`` (steps
+done), ``seconds`` (since this process started the loop), the means of ``step_fn``'s values over the steps
+since the previous line, and the hook's values merged in. A resumed run first drops the lines after its
+checkpoint, so the file reads as if the run had never stopped.
+
+Distributed runs (``dist``, :mod:`hsfuse.training.distributed`): the main process checks the run folder and
+writes ``run.json``, checkpoints, pointers and history; the others resume from the ``last.json`` it left, run
+the same steps, and wait at a barrier after each checkpoint. Hooks other than ``on_start`` and ``on_close``
+run on the main process only; a checkpoint an ``after_step`` hook asks for is announced to every process.
+
+Progress goes to a plain callback (:mod:`hsfuse.progress`): ``progress(done, total, info="loss 0.0123  lr
+0.0001")`` after every step (on the main process), the ``info`` text being the means of the last history line.
 """
 
 from __future__ import annotations
@@ -32,18 +51,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_positive_int
 from ..errors import FileFormatError, InputError
 from ..io.atomic import clean_interrupted_dirs
 from ..models.checkpoint import (CARD_NAME, WEIGHTS_NAME, cpu_state_dict, remove_pointer_temporaries,
                                  resolve_checkpoint, save_weights_folder, write_pointer)
+from ..progress import ProgressFn, ProgressWithInfo, Report, reporter
+from . import distributed
+from .distributed import DistInfo
 
-__all__ = ["StepLoopOptions", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state", "set_rng_state",
-           "progress_bar", "load_training_state", "read_checkpoint_card", "load_weights", "AVERAGED_NAME",
-           "save_averaged", "load_averaged"]
+__all__ = ["StepLoopOptions", "StepOutcome", "StepLoopResult", "run_step_loop", "check_run_dir", "rng_state",
+           "set_rng_state", "load_training_state", "read_checkpoint_card", "load_weights", "AVERAGED_NAME",
+           "HISTORY_NAME", "save_averaged", "load_averaged"]
 
 #: the weight average's file in a checkpoint folder (``averaged.state_dict()``, keys ``module.*`` and
 #: ``n_averaged``)
 AVERAGED_NAME = "averaged.safetensors"
+#: the run's history file (module docstring)
+HISTORY_NAME = "history.jsonl"
+_STATE_NAME = "state.pt"
+_RESERVED_STATE = ("optimizer", "rng", "step")
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,17 +86,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def progress_bar(label: str, *, total: int, done: int) -> tuple[Any, Any]:
-    """A started rich progress bar ``(bar, task)`` with an ``info`` text field."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn(), transient=False)
-    task = bar.add_task(label, total=total, completed=done, info="")
-    bar.start()
-    return bar, task
 
 
 def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, keys: Sequence[str],
@@ -169,37 +185,199 @@ def load_training_state(folder: Path, module: torch.nn.Module, optimizer: torch.
 
 @dataclass(frozen=True)
 class StepLoopOptions:
-    """How long to run and how often to log/checkpoint (steps); ``label`` heads the progress bar."""
+    """How long to run and how often to log and checkpoint (in steps); ``keep_last`` step checkpoints are kept
+    besides the best one."""
 
     steps: int
     ckpt_every: int = 500
     log_every: int = 10
     keep_last: int = 2
-    label: str = "train"
 
     def __post_init__(self) -> None:
         for name in ("steps", "ckpt_every", "log_every", "keep_last"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}")
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+
+    def is_checkpoint_step(self, done: int) -> bool:
+        """Whether the schedule checkpoints after ``done`` steps (every ``ckpt_every`` and the last)."""
+        return done % self.ckpt_every == 0 or done == self.steps
+
+    def is_log_step(self, done: int) -> bool:
+        """Whether the schedule writes a history line after ``done`` steps (every ``log_every`` and the last)."""
+        return done % self.log_every == 0 or done == self.steps
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What an ``after_step`` hook reports about the step just done.
+
+    Attributes:
+        values: merged into that step's history line (which is then written even off the ``log_every``
+            schedule), e.g. validation metrics.
+        checkpoint: write a checkpoint at this step even off the ``ckpt_every`` schedule.
+        best: mark this step's checkpoint as the best (implies ``checkpoint``): ``best.json`` is repointed at it
+            with ``{"step": step, **best}``, and keep_last pruning never deletes it.
+    """
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    checkpoint: bool = False
+    best: Mapping[str, Any] | None = None
+
+    @property
+    def wants_checkpoint(self) -> bool:
+        return self.checkpoint or self.best is not None
 
 
 @dataclass
 class StepLoopResult:
-    """What a run produced: its folder, steps done, the last checkpoint and the logged history."""
+    """What a run produced: its folder, steps done, the last and best checkpoints, the seconds this call spent
+    in the loop and the history (all lines of ``history.jsonl``; empty on non-main processes)."""
 
     run_dir: Path
     steps_done: int
     last: Path | None
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    best: Path | None = None
+
+
+def _open_run(run: Path, description: dict[str, Any], *, resume: bool, keys: Sequence[str], command: str,
+              dist: DistInfo) -> Path | None:
+    """Check (main process), create and describe the run folder; the checkpoint to resume from, on every rank."""
+    resume_from = None
+    problem: Exception | None = None
+    if dist.is_main:
+        try:
+            resume_from = check_run_dir(run, description, resume=resume, keys=keys, command=command)
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "checkpoints").mkdir(exist_ok=True)
+            if not (run / "run.json").is_file():
+                (run / "run.json").write_text(json.dumps(description, indent=2, default=str))
+        except Exception as exc:  # every rank must stop, not only the main one
+            problem = exc
+    if distributed.broadcast_flag(dist, problem is not None):
+        raise problem if problem is not None else InputError(f"the main process refused run folder {run}")
+    if not dist.is_main and (run / "last.json").is_file():
+        resume_from = resolve_checkpoint(run, prefer="last")
+    return resume_from
+
+
+def _read_history(path: Path, done: int) -> list[dict[str, Any]]:
+    """The history lines up to step ``done``; later ones (written after the resumed checkpoint) are dropped
+    from the file too."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    kept = [r for r in rows if r["step"] <= done]
+    if len(kept) != len(rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept
+
+
+def _pointer_target(run: Path, name: str) -> Path | None:
+    """The checkpoint folder that pointer ``name`` (``best.json``) names, or ``None`` (absent or unreadable)."""
+    pointer = run / name
+    if not pointer.is_file():
+        return None
+    try:
+        target = run / json.loads(pointer.read_text())["checkpoint"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return target if target.is_dir() else None
+
+
+def _check_finite(values: Mapping[str, float], *, step: int, last: Path | None) -> None:
+    bad = [k for k, v in values.items() if not math.isfinite(float(v))]
+    if bad:
+        raise InputError(f"training diverged at step {step} ({', '.join(bad)} not finite); lower the learning rate "
+                         f"or check the data; the last good checkpoint is {last}")
+
+
+class _Means:
+    """Running sums of the step values since the last history line."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: Mapping[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def pop(self) -> dict[str, float]:
+        means = {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+        self.sums, self.count = {}, 0
+        return means
+
+
+@dataclass
+class _Checkpointer:
+    """Writes a step's checkpoint folder, repoints ``last.json``/``best.json`` and prunes old checkpoints."""
+
+    run: Path
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    card: Callable[[int], str]
+    method: str
+    keep_last: int
+    averaged: torch.nn.Module | None
+    extra_state: Callable[[], dict[str, Any]] | None
+
+    def folder(self, step: int) -> Path:
+        return self.run / "checkpoints" / f"step_{step:07d}"
+
+    def state(self, step: int) -> dict[str, Any]:
+        extra = dict(self.extra_state()) if self.extra_state is not None else {}
+        clash = sorted(set(extra) & set(_RESERVED_STATE))
+        if clash:
+            raise ValueError(f"extra_state may not set {', '.join(clash)} (the engine's own state entries)")
+        return {**extra, "optimizer": self.optimizer.state_dict(), "rng": rng_state(), "step": step}
+
+    def save(self, step: int, *, best: Mapping[str, Any] | None) -> Path:
+        folder = self.folder(step)
+        state = self.state(step)
+        files: dict[str, Callable[[Path], None]] = {_STATE_NAME: lambda p: torch.save(state, p)}
+        if self.averaged is not None:
+            averaged = self.averaged
+            files[AVERAGED_NAME] = lambda p: save_averaged(averaged, p)
+        save_weights_folder(self.module, self.card(step), folder, method=self.method, overwrite=True, extra=files)
+        write_pointer(self.run, "last.json", folder, {"step": step})
+        if best is not None:
+            write_pointer(self.run, "best.json", folder, {"step": step, **best})
+        self.prune()
+        return folder
+
+    def prune(self) -> None:
+        """Delete step checkpoints beyond the newest ``keep_last``, never the one ``best.json`` names."""
+        keep = _pointer_target(self.run, "best.json")
+        steps = sorted(p for p in (self.run / "checkpoints").iterdir() if p.name.startswith("step_"))
+        for old in steps[:-self.keep_last]:
+            if keep is None or old.name != keep.name:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _append_history(run: Path, history: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    history.append(row)
+    with open(run / HISTORY_NAME, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def _info(means: Mapping[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in means.items())
 
 
 def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any], keys: Sequence[str],
                   command: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer,
                   step_fn: Callable[[int], Mapping[str, float]], card: Callable[[int], str], method: str,
-                  options: StepLoopOptions, device: str = "cpu", resume: bool = True, progress: bool = True,
-                  stop_after: int | None = None, averaged: torch.nn.Module | None = None) -> StepLoopResult:
+                  options: StepLoopOptions, device: str = "cpu", resume: bool = True,
+                  progress: ProgressFn | ProgressWithInfo | None = None, stop_after: int | None = None,
+                  averaged: torch.nn.Module | None = None,
+                  extra_state: Callable[[], dict[str, Any]] | None = None,
+                  on_start: Callable[[dict[str, Any] | None], None] | None = None,
+                  after_step: Callable[[int], StepOutcome | None] | None = None,
+                  on_log: Callable[[dict[str, Any]], None] | None = None,
+                  on_close: Callable[[], None] | None = None,
+                  dist: DistInfo | None = None) -> StepLoopResult:
     """Run ``step_fn`` for ``options.steps`` steps with checkpoints and resume (module docstring).
 
     Args:
@@ -210,76 +388,69 @@ def run_step_loop(*, run_dir: str | os.PathLike[str], description: dict[str, Any
         step_fn: one optimiser step; returns values to log (finite, else the run stops with a clear error).
         card: JSON text of the checkpoint's ``model.json`` at a step.
         method: stored in the safetensors metadata.
+        progress: ``progress(done, total, info=...)`` after each step (:func:`hsfuse.progress.reporter`).
         stop_after: stop (as if killed) once this many steps are done, without a final checkpoint; for tests.
         averaged: a weight average of ``module`` that ``step_fn`` updates; checkpointed and resumed with it.
+        extra_state: further entries of each checkpoint's ``state.pt`` (e.g. a ``GradScaler``'s state), taken
+            when the checkpoint is written; not ``optimizer``, ``rng`` or ``step``.
+        on_start: called on every process before the first step, with the resumed checkpoint's ``state.pt``
+            dictionary (``extra_state``'s entries included; weights, optimiser, RNG and ``averaged`` already
+            restored) or ``None`` for a new run.
+        after_step: called on the main process with the number of steps done after each step (e.g. to
+            validate); a :class:`StepOutcome` adds values to the history and can force and mark a checkpoint.
+        on_log: called on the main process with each history line once it is written (e.g. TensorBoard).
+        on_close: called on every process when the loop ends, also on an error (e.g. to flush a logger).
+        dist: this process's place in a distributed job (default: a single process).
     """
+    dist = dist or DistInfo()
+    report: Report = reporter(progress if dist.is_main else None)
     run = Path(run_dir)
-    resume_from = check_run_dir(run, description, resume=resume, keys=keys, command=command)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "checkpoints").mkdir(exist_ok=True)
-    if not (run / "run.json").is_file():
-        (run / "run.json").write_text(json.dumps(description, indent=2, default=str))
+    resume_from = _open_run(run, description, resume=resume, keys=keys, command=command, dist=dist)
+    state = None
     done = 0
     if resume_from is not None:
-        done = int(load_training_state(resume_from, module, optimizer, device=device, averaged=averaged)["step"])
+        state = load_training_state(resume_from, module, optimizer, device=device, averaged=averaged)
+        done = int(state["step"])
         if done > options.steps:
             raise InputError(f"{run} has already run {done} steps, more than the {options.steps} asked for; pass "
                              f"--steps {done} or more to resume it")
-    history_path = run / "history.jsonl"
-    history: list[dict[str, Any]] = []
-    if history_path.is_file():
-        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-        history = [h for h in history if h["step"] <= done]
-        history_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-
-    def checkpoint(step: int) -> Path:
-        folder = run / "checkpoints" / f"step_{step:07d}"
-        state = {"optimizer": optimizer.state_dict(), "rng": rng_state(), "step": step}
-        extra: dict[str, Callable[[Path], None]] = {"state.pt": lambda p: torch.save(state, p)}
-        if averaged is not None:
-            extra[AVERAGED_NAME] = lambda p: save_averaged(averaged, p)
-        save_weights_folder(module, card(step), folder, method=method, overwrite=True, extra=extra)
-        write_pointer(run, "last.json", folder, {"step": step})
-        steps = sorted(p for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
-        for old in steps[:-options.keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
-        return folder
-
-    bar = task = None
-    if progress:
-        bar, task = progress_bar(options.label, total=options.steps, done=done)
+    writer = _Checkpointer(run=run, module=module, optimizer=optimizer, card=card, method=method,
+                           keep_last=options.keep_last, averaged=averaged, extra_state=extra_state)
+    history = _read_history(run / HISTORY_NAME, done) if dist.is_main else []
+    announce = dist.enabled and after_step is not None
     t0 = time.perf_counter()
     last = resume_from
-    sums: dict[str, float] = {}
-    count = 0
+    means = _Means()
+    info = ""
     try:
+        if on_start is not None:
+            on_start(state)
+        report(done, options.steps, info=info)
         module.train()
         for step in range(done, options.steps):
             if stop_after is not None and step >= stop_after:
                 break
             values = step_fn(step)
-            bad = [k for k, v in values.items() if not math.isfinite(float(v))]
-            if bad:
-                raise InputError(f"training diverged at step {step} ({', '.join(bad)} not finite); lower the "
-                                 f"learning rate or check the data; the last good checkpoint is {last}")
+            _check_finite(values, step=step, last=last)
             done = step + 1
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
-            if done % options.log_every == 0 or done == options.steps:
-                row = {"step": done, "seconds": round(time.perf_counter() - t0, 3),
-                       **{k: v / count for k, v in sums.items()}}
-                history.append(row)
-                with open(history_path, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                if bar is not None:
-                    bar.update(task, completed=done,
-                               info="  ".join(f"{k} {v / count:.4g}" for k, v in sums.items()))
-                sums, count = {}, 0
-            if done % options.ckpt_every == 0 or done == options.steps:
-                last = checkpoint(done)
+            means.add(values)
+            outcome = (after_step(done) if after_step is not None and dist.is_main else None) or StepOutcome()
+            if dist.is_main and (options.is_log_step(done) or outcome.values):
+                logged = means.pop()
+                info = _info(logged)
+                row = {"step": done, "seconds": round(time.perf_counter() - t0, 3), **logged, **outcome.values}
+                _append_history(run, history, row)
+                if on_log is not None:
+                    on_log(row)
+            report(done, options.steps, info=info)
+            forced = outcome.wants_checkpoint
+            if announce:
+                forced = distributed.broadcast_flag(dist, forced)
+            if options.is_checkpoint_step(done) or forced:
+                last = writer.save(done, best=outcome.best) if dist.is_main else writer.folder(done)
+                distributed.barrier(dist)
     finally:
-        if bar is not None:
-            bar.stop()
+        if on_close is not None:
+            on_close()
     return StepLoopResult(run_dir=run, steps_done=done, last=last, seconds=time.perf_counter() - t0,
-                          history=history)
+                          history=history, best=_pointer_target(run, "best.json"))

@@ -1,24 +1,33 @@
-"""The training loop: simulate, step, validate, checkpoint, resume.
+"""Training the fusion networks: simulate, step, validate, checkpoint, resume.
 
 One optimiser step ``s`` (0-based) of a run with ``K`` processes and per-process batch ``b``:
 
 1. process ``k`` builds samples ``s*K*b + k*b ... s*K*b + (k+1)*b - 1`` (:class:`~hsfuse.data.patches.PatchSampler`,
    a pure function of the index), so no data-loader state exists;
 2. loss (L1 or L2, mean) -> backward (DDP averages gradients) -> optional gradient clipping -> optimiser step at
-   the learning rate of the recipe's piecewise-constant schedule, rescaled to the run's length;
-3. every ``val_every`` steps: the held-out pairs are fused whole and scored with the toolkit's metrics
-   (``hsfuse`` preset's PSNR, SSIM, SAM, ERGAS, RMSE; data range 1 in scene units); the best PSNR is kept;
-4. every ``ckpt_every`` steps: a checkpoint folder (weights + card + optimiser/scaler/RNG state) is written
-   atomically, then ``last.json`` (and ``best.json``) are atomically repointed.
+   the learning rate of the recipe's piecewise-constant schedule, rescaled to the run's length; with
+   ``ema > 0`` the exponential moving average of the weights is then updated;
+3. every ``val_every`` steps (and at the last): the held-out pairs are fused whole and scored with the toolkit's
+   metrics (``hsfuse`` preset's PSNR, SSIM, SAM, ERGAS, RMSE; data range 1 in scene units); a new best PSNR
+   writes a checkpoint at that step and repoints ``best.json`` at it (without validation pairs every
+   checkpoint is the best);
+4. every ``ckpt_every`` steps (and at the last): a checkpoint folder (weights + card + optimiser, AMP scaler,
+   best-so-far and RNG state, + the averaged weights with ``ema``) is written atomically, then ``last.json``
+   (and ``best.json``) are atomically repointed; the ``keep_last`` newest step checkpoints and the best are kept.
 
-A run killed at any moment resumes from ``last.json`` and reproduces the uninterrupted run: weights,
-optimiser moments, step counter and RNG state come from the checkpoint, samples from their indices, the
-learning rate from the step. Run folder layout::
+The mechanics (run folder, checkpoints, pointers, RNG state, history, pruning, progress, distributed
+bookkeeping) are those of :func:`hsfuse.training.engine.run_step_loop`, on which :func:`train` runs: a run killed
+at any moment resumes from ``last.json`` and reproduces the uninterrupted run bit for bit (weights, averaged
+weights, optimiser moments, scaler, step counter and RNG state come from the checkpoint, samples from their
+indices, the learning rate from the step). Run folder layout::
 
     run.json          options and data description (checked on resume)
-    checkpoints/step_0000100/{model.safetensors, model.json, state.pt}
+    checkpoints/step_0000100/{model.safetensors, model.json, state.pt}   (+ averaged.safetensors with ema)
     last.json, best.json
-    history.jsonl     one line per validation
+    history.jsonl     the engine's rule: one line per ``log_every`` steps and at the last step with the
+                      means of ``loss`` and ``lr`` since the previous line, and the validation metrics
+                      (``psnr``, ``ssim``, ...) merged into the line of each step where validation ran
+    summary.json      written when the run finishes (steps, seconds, parameters, best checkpoint and metrics)
     tb/               TensorBoard events (losses, learning rate, metrics, preview images)
 """
 
@@ -28,8 +37,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -40,15 +47,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._checks import check_positive_int
 from ..data.patches import PatchSampler, ValidationPair
 from ..errors import InputError
 from ..metrics.presets import evaluate, get_preset
 from ..models.base import count_parameters
-from ..models.checkpoint import ModelCard, read_card, resolve_checkpoint, save_model, write_pointer
-from ..models.inference import run_network
 from ..models.catalog import build_model, get_model_spec, resolve_config
+from ..models.checkpoint import ModelCard, read_card
+from ..models.inference import run_network
+from ..progress import ProgressFn, ProgressWithInfo
 from . import distributed
-from .engine import check_run_dir, progress_bar, rng_state, set_rng_state
+from .distributed import DistInfo
+from .engine import StepLoopOptions, StepOutcome, run_step_loop
 
 __all__ = ["TrainOptions", "TrainResult", "train"]
 
@@ -66,7 +76,8 @@ class TrainOptions:
         loss, optimizer: override the recipe's.
         schedule: ``"recipe"`` (the paper's milestones rescaled to ``steps``) or ``"constant"``.
         seed: initialisation and data seed.
-        val_every, ckpt_every, log_every: in steps (validation and checkpoints also at the last step).
+        val_every, ckpt_every, log_every: in steps (validation, checkpoints and history lines also at the last
+            step).
         keep_last: step checkpoints kept besides the best.
         amp: mixed precision on CUDA (bfloat16 where supported, else float16 with loss scaling).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
@@ -75,6 +86,11 @@ class TrainOptions:
         init_from: start from these weights (a checkpoint or run folder of the same method, bands and ratio)
             instead of a random initialisation: fine-tuning, e.g. after pre-training on synthetic data. The
             optimiser state and step counter start fresh; ignored when resuming (the checkpoint wins).
+        ema: decay ``d`` in ``[0, 1)`` of an exponential moving average of the weights,
+            ``theta_ema <- d theta_ema + (1 - d) theta`` after every optimiser step (the first copies
+            ``theta``); saved as ``averaged.safetensors`` in each checkpoint
+            (:func:`hsfuse.training.engine.load_averaged` reads it) and resumed with the run. ``0``: none.
+            Validation and ``model.safetensors`` use the raw weights.
     """
 
     method: str
@@ -95,23 +111,27 @@ class TrainOptions:
     deterministic: bool = True
     grad_clip: float | None = None
     init_from: str | None = None
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "val_every", "ckpt_every", "log_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise InputError(f"{name} must be a positive integer, got {v!r}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {self.batch_size}")
-        if self.keep_last < 1:
-            raise InputError(f"keep_last must be at least 1, got {self.keep_last}")
+        for name in ("steps", "val_every", "ckpt_every", "log_every", "keep_last"):
+            object.__setattr__(self, name, check_positive_int(getattr(self, name), name))
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", check_positive_int(self.batch_size, "batch_size"))
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"lr must be a positive number, got {self.lr}")
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float, np.floating)) or not 0 <= self.ema < 1:
+            raise InputError(f"ema (the moving-average decay) must lie in [0, 1), got {self.ema!r}; 0 turns it off")
+
+    def loop_options(self) -> StepLoopOptions:
+        """The step engine's schedule of this run."""
+        return StepLoopOptions(steps=self.steps, ckpt_every=self.ckpt_every, log_every=self.log_every,
+                               keep_last=self.keep_last)
 
 
 @dataclass
 class TrainResult:
-    """What a run produced."""
+    """What a run produced (``history``: the lines of ``history.jsonl``, module docstring)."""
 
     run_dir: Path
     steps_done: int
@@ -171,6 +191,7 @@ class _Logger:
         if self.writer is not None:
             self.writer.flush()
             self.writer.close()
+            self.writer = None
 
 
 def _card(net: Any, *, options: TrainOptions, sampler: PatchSampler, data: dict[str, Any], step: int,
@@ -184,13 +205,14 @@ def _card(net: Any, *, options: TrainOptions, sampler: PatchSampler, data: dict[
         srf=fam.nominal().spectral.matrix.tolist(), preset=preset,
         training={"step": step, "metrics": metrics, "seed": options.seed, "data": data.get("description"),
                   "psf_fwhm_range": list(fam.psf_fwhm_range) if fam.psf_fwhm_range else None,
-                  "srf_family_size": len(fam.srfs)},
+                  "srf_family_size": len(fam.srfs), "ema": options.ema},
     )
 
 
-# run.json entries that must agree when a run is resumed
+# run.json entries that must agree when a run is resumed ("ema" is stored only when non-zero, so runs made
+# before the option existed resume as runs without an average)
 _RESUME_KEYS = ("method", "config", "batch_size", "patch_size", "seed", "steps", "world_size", "loss", "optimizer",
-                "lr", "schedule", "data")
+                "lr", "schedule", "data", "ema")
 
 # the hsfuse preset restricted to metrics defined on any image size (UIQI/Q2n need 32x32 blocks)
 _VAL_METRICS = ("psnr", "ssim", "sam", "ergas", "rmse")
@@ -227,10 +249,184 @@ def _init_weights(net: Any, source: str, *, method: str, config: dict[str, Any])
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
 
 
+def _device(requested: str, dist_info: DistInfo) -> str:
+    """The device of this process: ``cuda`` becomes ``cuda:<local rank>`` in a distributed job."""
+    device = requested
+    if device.startswith("cuda") and dist_info.enabled:
+        device = f"cuda:{dist_info.local_rank}"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    return device
+
+
+def _set_determinism(deterministic: bool, device: str) -> None:
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if device.startswith("cuda"):
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+
+
+def _lr_schedule(options: TrainOptions, recipe: Any) -> tuple[float, Callable[[int], float]]:
+    """The base learning rate and that of step ``s``: the recipe's (rescaled to the run's length) or
+    constant, times ``options.lr / recipe base``."""
+    base = recipe.lr_schedule[0][1]
+    scale = (options.lr / base) if options.lr is not None else 1.0
+    if options.schedule == "constant":
+        return base * scale, lambda step: base * scale
+    return base * scale, lambda step: recipe.lr_at(step, total_steps=options.steps) * scale
+
+
+def _weight_average(net: torch.nn.Module, decay: float) -> torch.nn.Module | None:
+    """An exponential moving average of ``net``'s weights (and buffers) with ``decay``, or ``None`` for 0."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+@dataclass
+class _Step:
+    """One optimiser step of a fusion network (module docstring, steps 1-2); returns ``loss`` and ``lr``.
+
+    A non-finite loss returns before the optimiser step, so the weights stay those of the last good step and
+    the engine stops the run with a message.
+    """
+
+    model: torch.nn.Module  # the network, or its DistributedDataParallel wrapper
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    sampler: PatchSampler
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    lr_at: Callable[[int], float]
+    batch: int
+    dist_info: DistInfo
+    device: str
+    amp_dtype: torch.dtype
+    use_amp: bool
+    grad_clip: float | None
+    averaged: torch.nn.Module | None
+
+    def __call__(self, step: int) -> dict[str, float]:
+        first = step * self.batch * self.dist_info.world_size + self.dist_info.rank * self.batch
+        hsi, msi, target = (t.to(self.device, non_blocking=True)
+                            for t in self.sampler.batch(range(first, first + self.batch)))
+        lr = self.lr_at(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.use_amp):
+            out = self.model(hsi, msi)
+        loss = self.loss_fn(out.float(), target)
+        if not torch.isfinite(loss):
+            return {"loss": float(loss.detach()), "lr": lr}
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.net)
+        return {"loss": float(loss.detach()), "lr": lr}
+
+
+class _FusionRun:
+    """The fusion-specific parts of a run on the step engine: ``init_from``, validation and the best PSNR, the
+    AMP scaler and best-so-far in each checkpoint's state, the checkpoint card, TensorBoard."""
+
+    def __init__(self, *, net: Any, scaler: torch.amp.GradScaler, options: TrainOptions, sampler: PatchSampler,
+                 validation: Sequence[ValidationPair], data: dict[str, Any], config: Any, run: Path, device: str,
+                 dist_info: DistInfo) -> None:
+        self.net, self.scaler, self.options, self.sampler = net, scaler, options, sampler
+        self.validation, self.data, self.config = validation, data, config
+        self.run, self.device, self.dist_info = run, device, dist_info
+        self.schedule = options.loop_options()
+        self.best_psnr = -math.inf
+        self.best_metrics: dict[str, float] | None = None
+        self.validated: tuple[int, dict[str, float]] | None = None  # the last validation's step and metrics
+        self.logger: _Logger | None = None
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"scaler": self.scaler.state_dict(), "best_psnr": self.best_psnr, "best_metrics": self.best_metrics}
+
+    def on_start(self, state: dict[str, Any] | None) -> None:
+        """Restore the scaler and best-so-far of a resumed run, or apply ``init_from`` to a new one."""
+        if state is None:
+            if self.options.init_from is not None:
+                _init_weights(self.net, self.options.init_from, method=self.options.method,
+                              config=asdict(self.config))
+        else:
+            self.scaler.load_state_dict(state["scaler"])
+            self.best_psnr = float(state.get("best_psnr", -math.inf))
+            self.best_metrics = state.get("best_metrics")
+        done = int(state["step"]) if state is not None else 0
+        self.logger = _Logger(self.run / "tb", enabled=self.dist_info.is_main, purge_step=done or None)
+
+    def after_step(self, done: int) -> StepOutcome | None:
+        """Validate on schedule; a new best PSNR marks this step's checkpoint as the best. Without validation
+        pairs every scheduled checkpoint is the best."""
+        if not self.validation:
+            return StepOutcome(best={"metrics": None}) if self.schedule.is_checkpoint_step(done) else None
+        if not (done % self.options.val_every == 0 or done == self.options.steps):
+            return None
+        metrics, preview = _validate(self.net, self.validation, ratio=self.sampler.family.ratio,
+                                     band_scaling=self.sampler.band_scaling, device=self.device)
+        self.net.train()
+        self._log_validation(done, metrics, preview)
+        self.validated = (done, metrics)
+        if metrics.get("psnr", -math.inf) > self.best_psnr:
+            self.best_psnr, self.best_metrics = metrics["psnr"], metrics
+            return StepOutcome(values=metrics, best={"metrics": metrics})
+        return StepOutcome(values=metrics)
+
+    def _log_validation(self, done: int, metrics: dict[str, float], preview: torch.Tensor | None) -> None:
+        if self.logger is None:
+            return
+        self.logger.scalars(done, {f"val/{k}": v for k, v in metrics.items()})
+        if preview is not None:
+            self.logger.image(done, "val/estimate", preview)
+            if self.best_metrics is None:  # the run's first validation
+                self.logger.image(done, "val/reference", self.validation[0].reference[0])
+
+    def on_log(self, row: dict[str, Any]) -> None:
+        if self.logger is not None:
+            self.logger.scalars(row["step"], {f"train/{k}": row[k] for k in ("loss", "lr") if k in row})
+
+    def on_close(self) -> None:
+        if self.logger is not None:
+            self.logger.close()
+
+    def card(self, step: int) -> str:
+        """The checkpoint card at ``step`` (with the metrics of a validation at that step)."""
+        metrics = self.validated[1] if self.validated is not None and self.validated[0] == step else None
+        return _card(self.net, options=self.options, sampler=self.sampler, data=self.data, step=step,
+                     metrics=metrics).to_json()
+
+
+def _description(options: TrainOptions, sampler: PatchSampler, *, config: Any, batch: int, loss: str,
+                 optimizer: str, world_size: int, data: dict[str, Any]) -> dict[str, Any]:
+    """What ``run.json`` stores (the entries of ``_RESUME_KEYS`` must agree on resume), options included."""
+    fam = sampler.family
+    description = {"method": options.method, "config": asdict(config), "batch_size": batch,
+                   "patch_size": sampler.patch_size, "seed": options.seed, "steps": options.steps,
+                   "world_size": world_size, "loss": loss, "optimizer": optimizer, "lr": options.lr,
+                   "schedule": options.schedule, "data": data.get("description"), "ratio": fam.ratio,
+                   "hsi_bands": fam.hsi_bands, "msi_bands": fam.msi_bands}
+    if options.ema:
+        description["ema"] = options.ema
+    return {**description, "options": asdict(options)}
+
+
 def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.PathLike[str],
           validation: Sequence[ValidationPair] = (), data: dict[str, Any] | None = None, resume: bool = True,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: ProgressFn | ProgressWithInfo | None = None, stop_after: int | None = None) -> TrainResult:
     """Train ``options.method`` on samples from ``sampler``; write checkpoints and logs under ``run_dir``.
+
+    Runs on :func:`hsfuse.training.engine.run_step_loop` (module docstring); under ``torchrun`` each process
+    takes its slice of every global batch (:mod:`hsfuse.training.distributed`).
 
     Args:
         options: see :class:`TrainOptions`.
@@ -239,7 +435,8 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
         validation: held-out pairs scored every ``val_every`` steps; the best PSNR marks ``best.json``.
         data: description stored in checkpoints (``wavelengths_nm``, ``msi_band_names``, ``description``).
         resume: continue an existing run in ``run_dir`` from its last checkpoint.
-        progress: show a progress bar (main process only).
+        progress: ``progress(done, total)`` after every step (main process only); a callback with an ``info``
+            keyword also gets ``"loss 0.0123  lr 0.0001"`` (:mod:`hsfuse.progress`).
         stop_after: stop (as if killed) once this many steps are done, without a final checkpoint; for tests.
 
     Returns:
@@ -251,175 +448,41 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     config = resolve_config(spec, options.config)
     fam = sampler.family
     dist_info = distributed.setup(options.device)
-    device = options.device
-    if device.startswith("cuda") and dist_info.enabled:
-        device = f"cuda:{dist_info.local_rank}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    device = _device(options.device, dist_info)
     batch = options.batch_size or recipe.batch_size
     loss_kind = options.loss or recipe.loss
     opt_kind = options.optimizer or recipe.optimizer
-    base_lr = recipe.lr_schedule[0][1]
-    lr_scale = (options.lr / base_lr) if options.lr is not None else 1.0
-    description = {"method": options.method, "config": asdict(config), "batch_size": batch,
-                   "patch_size": sampler.patch_size, "seed": options.seed, "steps": options.steps,
-                   "world_size": dist_info.world_size, "loss": loss_kind, "optimizer": opt_kind,
-                   "lr": options.lr, "schedule": options.schedule, "data": data.get("description"),
-                   "ratio": fam.ratio, "hsi_bands": fam.hsi_bands, "msi_bands": fam.msi_bands}
-    run = Path(run_dir)
-    resume_from = None
-    problem: Exception | None = None
-    if dist_info.is_main:
-        try:
-            resume_from = check_run_dir(run, description, resume=resume, keys=_RESUME_KEYS, command="hsfuse train")
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "checkpoints").mkdir(exist_ok=True)
-            if not (run / "run.json").is_file():
-                (run / "run.json").write_text(json.dumps({**description, "options": asdict(options)}, indent=2,
-                                                         default=str))
-        except Exception as exc:  # every rank must stop, not only the main one
-            problem = exc
-    if distributed.broadcast_flag(dist_info, problem is not None):
-        raise problem if problem is not None else InputError(f"the main process refused run folder {run}")
-    if not dist_info.is_main and (run / "last.json").is_file():
-        resume_from = resolve_checkpoint(run, prefer="last")
-
-    if options.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        if device.startswith("cuda"):
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-            torch.backends.cudnn.benchmark = False
+    description = _description(options, sampler, config=config, batch=batch, loss=loss_kind, optimizer=opt_kind,
+                               world_size=dist_info.world_size, data=data)
+    _set_determinism(options.deterministic, device)
     torch.manual_seed(options.seed)
     net = build_model(options.method, hsi_bands=fam.hsi_bands, msi_bands=fam.msi_bands, ratio=fam.ratio,
                       config=config).to(device)
-    optimizer = _make_optimizer(opt_kind, net.parameters(), lr=base_lr * lr_scale, recipe=recipe)
+    base_lr, lr_at = _lr_schedule(options, recipe)
+    optimizer = _make_optimizer(opt_kind, net.parameters(), lr=base_lr, recipe=recipe)
     use_amp = options.amp and device.startswith("cuda")
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    done = 0
-    best_psnr = -math.inf
-    best_metrics: dict[str, float] | None = None
-    if resume_from is None and options.init_from is not None:
-        _init_weights(net, options.init_from, method=options.method, config=asdict(config))
-    if resume_from is not None:
-        from safetensors.torch import load_file
-
-        net.load_state_dict(load_file(str(resume_from / "model.safetensors")))
-        state = torch.load(resume_from / "state.pt", map_location=device, weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        done = int(state["step"])
-        best_psnr = float(state.get("best_psnr", -math.inf))
-        best_metrics = state.get("best_metrics")
-    model: Any = net
+    averaged = _weight_average(net, options.ema)
+    model: torch.nn.Module = net
     if dist_info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None)
-    loss_fn = _loss_fn(loss_kind)
-    history_path = run / "history.jsonl"
-    history: list[dict[str, Any]] = []
-    if dist_info.is_main and history_path.is_file():
-        history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-        history = [h for h in history if h["step"] <= done]
-        history_path.write_text("".join(json.dumps(h) + "\n" for h in history))
-    logger = _Logger(run / "tb", enabled=dist_info.is_main, purge_step=done if done else None)
-    global_batch = batch * dist_info.world_size
-
-    def lr_at(step: int) -> float:
-        if options.schedule == "constant":
-            return base_lr * lr_scale
-        return recipe.lr_at(step, total_steps=options.steps) * lr_scale
-
-    def checkpoint(step: int, metrics: dict[str, float] | None, is_best: bool) -> Path:
-        folder = run / "checkpoints" / f"step_{step:07d}"
-        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                 "step": step, "best_psnr": best_psnr, "best_metrics": best_metrics}
-        card = _card(net, options=options, sampler=sampler, data=data, step=step, metrics=metrics)
-        save_model(net, card, folder, overwrite=True, extra={"state.pt": lambda p: torch.save(state, p)})
-        write_pointer(run, "last.json", folder, {"step": step})
-        if is_best:
-            write_pointer(run, "best.json", folder, {"step": step, "metrics": metrics})
-        keep = {resolve_checkpoint(run, prefer="best").name} if (run / "best.json").is_file() else set()
-        steps = sorted(p for p in (run / "checkpoints").iterdir() if p.name.startswith("step_"))
-        for old in steps[:-options.keep_last]:
-            if old.name not in keep:
-                shutil.rmtree(old, ignore_errors=True)
-        return folder
-
-    bar = task = None
-    if progress and dist_info.is_main:
-        bar, task = progress_bar(f"train {options.method}", total=options.steps, done=done)
-    t0 = time.perf_counter()
-    last_path = resume_from
-    running = 0.0
-    try:
-        net.train()
-        for step in range(done, options.steps):
-            if stop_after is not None and step >= stop_after:
-                break
-            first = step * global_batch + dist_info.rank * batch
-            hsi, msi, target = (t.to(device, non_blocking=True) for t in sampler.batch(range(first, first + batch)))
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
-                out = model(hsi, msi)
-            loss = loss_fn(out.float(), target)
-            if not torch.isfinite(loss):
-                raise InputError(f"training diverged at step {step} (loss {loss.item()}); lower --lr or check the "
-                                 f"data; the last good checkpoint is {last_path}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if options.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(net.parameters(), options.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            done = step + 1
-            running += float(loss.detach())
-            if dist_info.is_main and (done % options.log_every == 0 or done == options.steps):
-                n = options.log_every if done % options.log_every == 0 else done % options.log_every
-                logger.scalars(done, {"train/loss": running / n, "train/lr": lr_at(step)})
-                if bar is not None:
-                    bar.update(task, completed=done, info=f"loss {running / n:.4g}  lr {lr_at(step):.2g}")
-                running = 0.0
-            is_val = bool(validation) and (done % options.val_every == 0 or done == options.steps)
-            is_ckpt = done % options.ckpt_every == 0 or done == options.steps
-            metrics = None
-            is_best = False
-            if dist_info.is_main and is_val:
-                metrics, preview = _validate(net, validation, ratio=fam.ratio, band_scaling=sampler.band_scaling,
-                                             device=device)
-                net.train()
-                logger.scalars(done, {f"val/{k}": v for k, v in metrics.items()})
-                if preview is not None:
-                    logger.image(done, "val/estimate", preview)
-                    if not history:
-                        logger.image(done, "val/reference", validation[0].reference[0])
-                row = {"step": done, "seconds": time.perf_counter() - t0, **metrics}
-                history.append(row)
-                with open(history_path, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                if metrics.get("psnr", -math.inf) > best_psnr:
-                    best_psnr, best_metrics, is_best = metrics["psnr"], metrics, True
-                    is_ckpt = True
-            elif not validation and is_ckpt:
-                is_best = True
-            if is_ckpt:
-                if dist_info.is_main:
-                    last_path = checkpoint(done, metrics, is_best)
-                distributed.barrier(dist_info)
-    finally:
-        if bar is not None:
-            bar.stop()
-        logger.close()
-    best = resolve_checkpoint(run, prefer="best") if (run / "best.json").is_file() else None
-    if last_path is None:
-        last_path = run
-    if dist_info.is_main and done == options.steps:
-        params = count_parameters(net)
-        summary = {"steps": done, "seconds": time.perf_counter() - t0, "parameters": params,
-                   "best": str(best) if best else None, "best_metrics": best_metrics}
+    run = Path(run_dir)
+    fusion = _FusionRun(net=net, scaler=scaler, options=options, sampler=sampler, validation=validation, data=data,
+                        config=config, run=run, device=device, dist_info=dist_info)
+    step = _Step(model=model, net=net, optimizer=optimizer, scaler=scaler, sampler=sampler,
+                 loss_fn=_loss_fn(loss_kind), lr_at=lr_at, batch=batch, dist_info=dist_info, device=device,
+                 amp_dtype=amp_dtype, use_amp=use_amp, grad_clip=options.grad_clip, averaged=averaged)
+    result = run_step_loop(run_dir=run, description=description, keys=_RESUME_KEYS, command="hsfuse train",
+                           module=net, optimizer=optimizer, step_fn=step, card=fusion.card, method=options.method,
+                           options=options.loop_options(), device=device, resume=resume, progress=progress,
+                           stop_after=stop_after, averaged=averaged, extra_state=fusion.extra_state,
+                           on_start=fusion.on_start, after_step=fusion.after_step, on_log=fusion.on_log,
+                           on_close=fusion.on_close, dist=dist_info)
+    if dist_info.is_main and result.steps_done == options.steps:
+        summary = {"steps": result.steps_done, "seconds": result.seconds, "parameters": count_parameters(net),
+                   "best": str(result.best) if result.best else None, "best_metrics": fusion.best_metrics}
         (run / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    return TrainResult(run_dir=run, steps_done=done, last=Path(last_path), best=best, best_metrics=best_metrics,
-                       history=history, seconds=time.perf_counter() - t0)
+    return TrainResult(run_dir=run, steps_done=result.steps_done, last=result.last or run, best=result.best,
+                       best_metrics=fusion.best_metrics, history=result.history, seconds=result.seconds)

@@ -29,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..errors import InputError, MissingDependencyError, OutputExistsError
 from ..io import read_cube
 from ..io.atomic import atomic_output, atomic_output_dir, check_output_path
 from ..io.rgb import IMAGE_SUFFIXES, read_image
 from ..physics.transfer import Transfer, to_linear
+from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import Cube
 
 __all__ = [
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 Say = Callable[[str], None]
-Progress = Callable[[int, int], None]
+Progress = ProgressFn | ProgressWithInfo
 
 EXAMPLES: dict[str, str] = {
     "skimage": "scikit-image's bundled colour photographs: astronaut, coffee, chelsea, rocket",
@@ -174,8 +176,8 @@ def load_rgb_images(sources: Sequence[str | os.PathLike[str]] = (), *, example: 
     scales = [float(s) for s in scales]
     if not scales or any(not (0 < s <= 1) for s in scales):
         raise InputError(f"scales must lie in (0, 1] (down-scaling only), got {scales}")
-    if tile is not None and (isinstance(tile, bool) or int(tile) != tile or tile < 1):
-        raise InputError(f"tile must be a positive integer, got {tile!r}")
+    if tile is not None:
+        tile = check_positive_int(tile, "tile")
     raw: list[tuple[str, np.ndarray, list[str] | None]] = []
     for src in sources:
         p = Path(src)
@@ -247,7 +249,7 @@ def infer_folder(model: Any, images: Sequence[tuple[str, np.ndarray]], out: str 
     Writes ``<name>.npz`` (key ``abundances``, float32 ``H x W x K``) per image, ``index.json`` (names, shapes,
     the model's checkpoint, ``K``, ``settings``) and ``preview.png`` (the first image's maps), all in one atomic
     folder (an existing one is replaced only with ``overwrite`` and only if it holds such files alone).
-    ``progress(done, total)`` counts images.
+    ``progress(done, total)`` counts images (a callback taking ``info`` also gets the image's name).
     """
     from ..synthesis.unmixing import infer_abundances
     from ..viz.synthesis_figures import plot_abundances
@@ -258,6 +260,7 @@ def infer_folder(model: Any, images: Sequence[tuple[str, np.ndarray]], out: str 
     if len(set(names)) != len(names):
         raise InputError("image names repeat; give each image a distinct name")
     K = int(model.net.config.endmembers)
+    report = reporter(progress)
     entries = []
     with atomic_output_dir(out, overwrite=overwrite,
                            replaceable=lambda p: p.suffix == ".npz" or p.name in (INDEX_FILE, "preview.png")) as tmp:
@@ -267,8 +270,7 @@ def infer_folder(model: Any, images: Sequence[tuple[str, np.ndarray]], out: str 
             if i == 0:
                 plot_abundances(a, tmp / "preview.png")
             entries.append({"name": name, "file": f"{name}.npz", "shape": list(a.shape)})
-            if progress is not None:
-                progress(i + 1, len(images))
+            report(i + 1, len(images), info=name)
         index = {"format": "hsfuse-abundance-maps", "model": str(Path(model.path).resolve()), "K": K,
                  "images": entries, "settings": settings or {}}
         (tmp / INDEX_FILE).write_text(json.dumps(_jsonable(index), indent=2) + "\n")
@@ -368,9 +370,8 @@ def sample_to_folder(model: Any, out: str | os.PathLike[str], *, n: int, size: i
     say = say or (lambda _m: None)
     if sampler not in ("ddim", "ancestral"):
         raise InputError(f"sampler must be 'ddim' or 'ancestral', got {sampler!r}")
-    for label, v in (("n", n), ("batch", batch), ("steps", steps), ("size", size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InputError(f"{label} must be a positive integer, got {v!r}")
+    n, batch, steps, size = (check_positive_int(v, label) for label, v in
+                             (("n", n), ("batch", batch), ("steps", steps), ("size", size)))
     if not 0 <= eta <= 1:
         raise InputError(f"eta must lie in [0, 1], got {eta}")
     m = model.net.config.multiple
@@ -427,15 +428,15 @@ def sample_to_folder(model: Any, out: str | os.PathLike[str], *, n: int, size: i
     if stats:
         say(f"resuming: {len(stats)} of {len(counts)} batch(es) already in {folder}")
     per: list[int] = []  # denoiser evaluations per batch, learnt from the first callback
+    outer = reporter(progress)
 
     for done_batches, b in enumerate(todo):
         count = counts[b]
 
-        def report(i: int, total: int, done_batches: int = done_batches) -> None:
+        def report(i: int, total: int, done_batches: int = done_batches, b: int = b) -> None:
             if not per:
                 per.append(total)
-            if progress is not None:
-                progress(done_batches * per[0] + i, per[0] * len(todo))
+            outer(done_batches * per[0] + i, per[0] * len(todo), info=f"batch {b + 1} of {len(counts)}")
 
         result = sample_abundances(model, n=count, size=size, sampler=sampler, steps=steps, eta=eta,
                                    seed=seed + b, batch=count, device=device, progress=report)
