@@ -140,7 +140,7 @@ def test_real_pair_workflow_masks_nodata_and_reports(pair, tmp_path):
                          stage2=Stage(iterations=150, lr=1e-3, decay_start=100),
                          stage3=Stage(iterations=20, lr=6e-5, decay_start=10))
     out = tmp_path / "run"
-    result = run_real_pair(hsi, holed, output=out, methods=("fuse", "gsa", "udaln"), schedule=tiny)
+    result = run_real_pair(hsi, holed, output=out, methods=("fuse", "gsa", "udaln"), options={"udaln": {"schedule": tiny}})
     report = json.loads((out / "report.json").read_text())
     assert report["nodata_msi_pixels"] == 16 * 22 and report["ratio"] == 4
     assert report["registration"]["ok"]

@@ -31,7 +31,7 @@ from .gsa import GsaOptions, fuse_gsa
 from .networks import NetworkOptions, network_function
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
 from .sylvester import FuseOptions, fuse_fuse
-from .udaln import UdalnOptions, fuse_udaln
+from .udaln import UdalnOptions, fit_udaln_pair, fuse_udaln
 
 __all__ = ["MethodSpec", "METHODS", "Need", "Locality", "get_method", "fuse"]
 
@@ -62,6 +62,14 @@ class MethodSpec:
             see :meth:`halo`), or ``"global"``: on statistics of the whole image (subspace, regression, a fitted
             network), which the large-scene engine computes in a separate fit step.
         devices: device types it runs on.
+        fit: blind methods only: like ``function`` (same options, plus ``support=``: an ``(m, L)`` boolean of the
+            HSI bands each MSI band may respond to) but returning the whole fit: an object with ``estimate``
+            ``(N, L, H, W)``, ``operators`` (its own :class:`~hsfuse.estimation.operators.EstimatedOperators`),
+            ``history`` (one dict per record, e.g. ``loss``, ``fit_db``) and ``iterations``; the real-pair
+            workflow scores the method with its own operators too and draws its convergence.
+        real_pair_options: the options the real-pair workflow (``hsfuse pair``) uses unless told otherwise: there
+            the two images are scaled separately, so a blind method's SRF must carry a gain, and a shorter schedule
+            may suffice.
     """
 
     name: str
@@ -74,6 +82,8 @@ class MethodSpec:
     fits_per_image: bool = False
     locality: Locality = "global"
     devices: tuple[str, ...] = ("cpu", "cuda")
+    fit: Callable[..., Any] | None = None
+    real_pair_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def needs_psf(self) -> bool:
@@ -102,6 +112,27 @@ class MethodSpec:
         params = inspect.signature(self.function).parameters
         return tuple(n for n in RUNTIME_ARGUMENTS if n in params)
 
+    def check_runtime(self, *, weights: Any = None, valid: Any = None,
+                      device: str | torch.device | None = None) -> None:
+        """Refuse runtime arguments the method cannot take, or a missing checkpoint, before any work."""
+        accepted = self.runtime_arguments()
+        if self.needs_training and weights is None:
+            raise InputError(f"{self.name} is a trained network: pass weights= (CLI: --weights CHECKPOINT: a run folder "
+                             "from 'hsfuse train', one of its checkpoint folders, or a model.safetensors)")
+        if weights is not None and "weights" not in accepted:
+            raise InputError(f"weights are for trained networks; {self.name} needs none")
+        if valid is not None and "valid" not in accepted:
+            raise InputError(f"{self.name} cannot ignore masked pixels (valid=); fill or crop them first")
+        if device is not None:
+            try:
+                dev = torch.device(device)
+            except (RuntimeError, TypeError):
+                raise InputError(f"device {device!r} is not a device name; use cpu or cuda[:N]") from None
+            if dev.type not in self.devices:
+                raise InputError(f"{self.name} runs on {', '.join(self.devices)}, not {dev.type}")
+            if dev.type == "cuda" and not torch.cuda.is_available():
+                raise InputError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
+
     def make_options(self, values: Mapping[str, Any] | MethodOptions | None = None) -> MethodOptions:
         """The method's options from a mapping (unknown keys and wrong types refused) or an instance."""
         return options_from(self.options, values, method=self.name)
@@ -117,19 +148,11 @@ class MethodSpec:
         ``physics`` are moved to; one without ``progress`` reports ``(0, 1)`` and ``(1, 1)``.
         """
         opts = self.make_options(options)
+        self.check_runtime(weights=weights, valid=valid, device=device)
         accepted = self.runtime_arguments()
-        if self.needs_training and weights is None:
-            raise InputError(f"{self.name} is a trained network: pass weights= (CLI: --weights CHECKPOINT: a run folder "
-                             "from 'hsfuse train', one of its checkpoint folders, or a model.safetensors)")
-        if weights is not None and "weights" not in accepted:
-            raise InputError(f"weights are for trained networks; {self.name} needs none")
-        if valid is not None and "valid" not in accepted:
-            raise InputError(f"{self.name} cannot ignore masked pixels (valid=); fill or crop them first")
         runtime: dict[str, Any] = {k: v for k, v in (("weights", weights), ("valid", valid)) if v is not None}
         if device is not None:
             dev = torch.device(device)
-            if dev.type not in self.devices:
-                raise InputError(f"{self.name} runs on {', '.join(self.devices)}, not {dev.type}")
             if "device" in accepted:
                 runtime["device"] = str(dev)
             else:
@@ -183,6 +206,9 @@ METHODS: dict[str, MethodSpec] = {
         blind=True,
         fits_per_image=True,
         locality="global",  # a network fitted to the whole pair
+        fit=fit_udaln_pair,
+        # a free SRF gain (the pair's images are scaled separately); the fast schedule (README: "Schedules")
+        real_pair_options={"schedule": "fast", "srf_normalize": "none"},
     ),
 }
 

@@ -69,6 +69,7 @@ __all__ = [
     "UdalnModel",
     "UdalnResult",
     "UdalnOptions",
+    "fit_udaln_pair",
     "fit_udaln",
     "fuse_udaln",
     "estimate_udaln",
@@ -532,6 +533,43 @@ class UdalnOptions(MethodOptions):
     monitor_every: int = option(100, "record the losses and the fit every this many iterations")
 
 
+def fit_udaln_pair(
+    y: FusionMeasurement,
+    physics: FusionObservation | None = None,
+    *,
+    schedule: Literal["paper", "fast"] | UdalnSchedule = "paper",
+    learn_psf: bool = True,
+    learn_srf: bool = True,
+    srf_normalize: SrfNormalization = "sum",
+    support: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    seed: int = 2,
+    device: str | torch.device | None = None,
+    tol_db: float | None = None,
+    patience: int = 10,
+    monitor_every: int = 100,
+    progress: ProgressFn | ProgressWithInfo | None = None,
+) -> UdalnResult:
+    """UDALN on one pair with the method's options (:class:`UdalnOptions`), returning the whole
+    :class:`UdalnResult` (fused image, learned operators, history): the registry's ``fit`` of this blind method.
+
+    ``physics`` is optional. Its SRF restricts each MSI band's support (the bands where it is positive, as UDALN's
+    ``sp_range``; ``support`` given explicitly wins) unless ``learn_srf=False``, which uses it as is; its PSF is
+    used only with ``learn_psf=False``. ``progress`` is called as in :func:`fit_udaln`.
+    """
+    check_measurement_type(y, "UDALN")
+    m, L = y.msi.shape[1], y.hsi.shape[1]
+    if (not learn_psf or not learn_srf) and physics is None:
+        raise InputError("learn_psf=False / learn_srf=False use the physics' PSF / SRF: pass physics")
+    return fit_udaln(
+        y, schedule=schedule, support=support if support is not None else _support_from_physics(physics, m, L),
+        srf_normalize=srf_normalize, known_psf=None if learn_psf else physics.spatial,  # type: ignore[union-attr]
+        known_srf=None if learn_srf else physics.spectral,  # type: ignore[union-attr]
+        valid=valid, seed=seed, device=device, tol_db=tol_db, patience=patience, monitor_every=monitor_every,
+        progress=progress,
+    )
+
+
 def fuse_udaln(
     y: FusionMeasurement,
     physics: FusionObservation | None = None,
@@ -548,24 +586,11 @@ def fuse_udaln(
     monitor_every: int = 100,
     progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> torch.Tensor:
-    """Fuse one pair with UDALN (registry entry; see :func:`fit_udaln`, and :class:`UdalnOptions` for the
-    options).
-
-    ``physics`` is optional. Its SRF only restricts each MSI band's support (the bands where it is positive,
-    as UDALN's ``sp_range``) unless ``learn_srf=False``; its PSF is used only with ``learn_psf=False``.
-    ``progress`` is called as in :func:`fit_udaln`. Returns ``(1, L, H, W)`` on the input's device and dtype.
-    """
-    check_measurement_type(y, "UDALN")
-    m, L = y.msi.shape[1], y.hsi.shape[1]
-    if (not learn_psf or not learn_srf) and physics is None:
-        raise InputError("learn_psf=False / learn_srf=False use the physics' PSF / SRF: pass physics")
-    result = fit_udaln(
-        y, schedule=schedule, support=_support_from_physics(physics, m, L), srf_normalize=srf_normalize,
-        known_psf=None if learn_psf else physics.spatial, known_srf=None if learn_srf else physics.spectral,
-        valid=valid, seed=seed, device=device, tol_db=tol_db, patience=patience, monitor_every=monitor_every,
-        progress=progress,
-    )
-    return result.estimate
+    """Fuse one pair with UDALN (registry entry; :func:`fit_udaln_pair` without the history, and
+    :class:`UdalnOptions` for the options). Returns ``(1, L, H, W)`` on the input's device and dtype."""
+    return fit_udaln_pair(y, physics, schedule=schedule, learn_psf=learn_psf, learn_srf=learn_srf,
+                          srf_normalize=srf_normalize, valid=valid, seed=seed, device=device, tol_db=tol_db,
+                          patience=patience, monitor_every=monitor_every, progress=progress).estimate
 
 
 def estimate_udaln(

@@ -24,7 +24,7 @@ from ..metrics.presets import evaluate, get_preset
 from ..physics.spatial import Boundary
 from ..physics.specs import PsfSpec, SrfSpec, build_observation
 from ..types import Cube
-from .real_pair import estimate_operators, no_reference_scores, prepare_pair
+from .real_pair import default_q_block, estimate_operators, no_reference_scores, prepare_pair
 
 __all__ = ["evaluate_reference", "evaluate_no_reference"]
 
@@ -82,9 +82,7 @@ def evaluate_no_reference(hsi: str | os.PathLike[str] | Cube, msi: str | os.Path
         if psf is not None:
             raise InputError("psf= without srf= or physics=: give the SRF too, or neither (both are then estimated)")
         ops = estimate_operators(y, estimator="hysure", valid=valid)
-    H, W = m.shape[:2]
-    block = q_block or next((s for s in (32, 16 * r, 8 * r, 4 * r, 2 * r) if s % r == 0 and H % s == 0
-                             and W % s == 0 and H // s >= 4 and W // s >= 4), 2 * r)
+    block = q_block or default_q_block(m.shape[0], m.shape[1], r)
     fused = est.to_tensor(dtype=torch.float64) / prepared.hsi_scale
     scores = no_reference_scores(fused, y, ops, valid, q_block=block)
     return {**scores, "operators": ops.method, "q_block": block,

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,8 +164,7 @@ def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = Non
     inputs = prepare_inputs(hsi, msi, method=method, ratio=ratio, srf=srf, psf=psf, physics=physics, bands=bands,
                             srf_normalize=srf_normalize, offset=offset, boundary=boundary,
                             options=options if options is not None else option_values)
-    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but no CUDA GPU is available; use device='cpu'")
+    inputs.spec.check_runtime(weights=weights, device=device)
     with torch.no_grad():
         z = inputs.spec.run(inputs.y, inputs.physics, options=inputs.options, weights=weights, device=device,
                             progress=progress)
@@ -176,7 +175,8 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
                  method: str, overwrite: bool = False, hsi_variable: str | None = None,
                  msi_variable: str | None = None, layout: str = "auto", weights: str | os.PathLike[str] | None = None,
                  device: str | None = None, progress: ProgressFn | None = None,
-                 options: Mapping[str, Any] | MethodOptions | None = None, **physics_args: Any) -> tuple[Path, Cube]:
+                 options: Mapping[str, Any] | MethodOptions | None = None,
+                 say: Callable[[str], None] = lambda _m: None, **physics_args: Any) -> tuple[Path, Cube]:
     """``hsfuse fuse``: read both files, fuse (as :func:`fuse`), write ``output`` atomically; return its path and cube.
 
     The output path, the checkpoint, the images, the operators and the options are all checked before the method
@@ -184,14 +184,19 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
     ``offset``, ``boundary``.
     """
     check_output_path(output, overwrite=overwrite)
+    spec = get_method(method)
+    spec.make_options(options)
+    spec.check_runtime(weights=weights, device=device)
     if weights is not None:
         from ..models.checkpoint import read_card
 
         read_card(weights)  # a missing or corrupt checkpoint is reported before reading the images
-    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but no CUDA GPU is available; use --device cpu")
     inputs = prepare_inputs(hsi, msi, method=method, options=options, hsi_variable=hsi_variable,
                             msi_variable=msi_variable, layout=layout, **physics_args)
+    if inputs.spec.needs_psf and physics_args.get("psf") is None and physics_args.get("physics") is None:
+        say(f"no PSF given: assuming a Gaussian PSF with FWHM = {inputs.ratio} pixels (the hsfuse default)")
+    (_, L, h, w), (_, m, H, W) = inputs.y.hsi.shape, inputs.y.msi.shape
+    say(f"fusing {h}x{w}x{L} with {H}x{W}x{m} (ratio {inputs.ratio}) using {inputs.spec.name}")
     with torch.no_grad():
         z = inputs.spec.run(inputs.y, inputs.physics, options=inputs.options, weights=weights, device=device,
                             progress=progress)

@@ -1,4 +1,5 @@
-"""Blind fusion of a real image pair, end to end: mask, estimate, check, fuse, judge, draw.
+"""Blind fusion of a real image pair, end to end: mask, estimate, check, fuse, judge, draw (``hsfuse estimate``,
+``hsfuse pair``; the figures are drawn by :mod:`hsfuse.viz.blind_figures`).
 
 :func:`estimate_operators` picks a PSF/SRF estimator by name (:data:`ESTIMATORS`); :func:`save_operators` writes
 an estimate in the forms ``hsfuse fuse`` accepts; :func:`run_real_pair` is the whole workflow behind
@@ -26,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from ..estimation.registration import check_coregistration
 from ..io import write_cube
 from ..io.atomic import atomic_output_dir
 from ..methods.registry import get_method
-from ..methods.udaln import estimate_udaln, fit_udaln
+from ..methods.udaln import estimate_udaln
 from ..metrics.no_reference import consistency, d_lambda, d_s
 from ..physics.interpolation import upsample_cubic
 from ..physics.serialize import observation_to_dict
@@ -52,15 +53,12 @@ from ..progress import ProgressFn, ProgressWithInfo
 from ..viz.blind_figures import plot_convergence, plot_psf, plot_real_pair, plot_srf
 from ..types import Cube, FusionMeasurement, infer_ratio
 
-__all__ = ["srgb_to_linear", "ESTIMATORS", "default_kernel_size", "estimate_operators", "in_original_units",
-           "save_operators", "prepare_pair", "PreparedPair", "RealPairResult",
-           "run_real_pair"]
+__all__ = ["srgb_to_linear", "ESTIMATORS", "EstimatorSpec", "default_kernel_size", "estimate_operators",
+           "in_original_units", "save_operators", "prepare_pair", "PreparedPair", "RealPairResult", "run_real_pair",
+           "default_q_block", "no_reference_scores", "EXAMPLES", "PairFiles", "read_pair", "estimate_to_folder",
+           "pair_to_folder", "ESTIMATE_FILES"]
 
 EstimatorName = Literal["hysure", "udaln"]
-ESTIMATORS: dict[str, str] = {
-    "hysure": "least squares with smoothness penalties (Simoes et al., IEEE TGRS 2015, sen_resp_est.m); seconds",
-    "udaln": "UDALN stage 1: L1 agreement of the two LR-MSI paths (Li et al., IEEE GRSL 2022); r x r PSF",
-}
 
 Say = Callable[[str], None]
 
@@ -165,18 +163,48 @@ def estimate_operators(y: FusionMeasurement, *, estimator: EstimatorName = "hysu
     ``progress`` (``callback(done, total)``, optionally with an ``info`` keyword) follows UDALN's iterations;
     HySure's direct solve does not report.
     """
-    if estimator == "hysure":
-        if iterations is not None:
-            raise InputError("--iterations is for the udaln estimator; hysure is a direct least-squares solve")
-        return estimate_hysure(y, kernel_size=kernel_size or default_kernel_size(y, valid), support=support,
-                               valid=valid, band_names=band_names,
-                               lambda_r=hysure_lambda, lambda_b=hysure_lambda, refine_iterations=hysure_refine)
-    if estimator == "udaln":
-        if kernel_size is not None:
-            raise InputError("the udaln estimator's PSF is r x r (UDALN's model); --kernel-size is for hysure")
-        return estimate_udaln(y, support=support, srf_normalize="none", iterations=iterations, valid=valid,
-                              band_names=band_names, progress=progress)
-    raise InputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    spec = ESTIMATORS.get(estimator) if isinstance(estimator, str) else None
+    if spec is None:
+        raise InputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    return spec.function(y, support=support, valid=valid, kernel_size=kernel_size, iterations=iterations,
+                         band_names=band_names, hysure_lambda=hysure_lambda, hysure_refine=hysure_refine,
+                         progress=progress)
+
+
+def _hysure(y: FusionMeasurement, *, support: torch.Tensor | None, valid: torch.Tensor | None,
+            kernel_size: int | None, iterations: int | None, band_names: list[str] | None, hysure_lambda: float,
+            hysure_refine: int, progress: Any) -> EstimatedOperators:
+    if iterations is not None:
+        raise InputError("--iterations is for the udaln estimator; hysure is a direct least-squares solve")
+    return estimate_hysure(y, kernel_size=kernel_size or default_kernel_size(y, valid), support=support, valid=valid,
+                           band_names=band_names, lambda_r=hysure_lambda, lambda_b=hysure_lambda,
+                           refine_iterations=hysure_refine)
+
+
+def _udaln(y: FusionMeasurement, *, support: torch.Tensor | None, valid: torch.Tensor | None,
+           kernel_size: int | None, iterations: int | None, band_names: list[str] | None, hysure_lambda: float,
+           hysure_refine: int, progress: Any) -> EstimatedOperators:
+    if kernel_size is not None:
+        raise InputError("the udaln estimator's PSF is r x r (UDALN's model); --kernel-size is for hysure")
+    return estimate_udaln(y, support=support, srf_normalize="none", iterations=iterations, valid=valid,
+                          band_names=band_names, progress=progress)
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """A blind PSF/SRF estimator: its description and ``function(y, *, support, valid, kernel_size, iterations,
+    band_names, hysure_lambda, hysure_refine, progress) -> EstimatedOperators`` (refusing options it lacks)."""
+
+    description: str
+    function: Callable[..., EstimatedOperators]
+
+
+ESTIMATORS: dict[str, EstimatorSpec] = {
+    "hysure": EstimatorSpec("least squares with smoothness penalties (Simoes et al., IEEE TGRS 2015, "
+                            "sen_resp_est.m); seconds", _hysure),
+    "udaln": EstimatorSpec("UDALN stage 1: L1 agreement of the two LR-MSI paths (Li et al., IEEE GRSL 2022); "
+                           "r x r PSF", _udaln),
+}
 
 
 def in_original_units(ops: EstimatedOperators, prepared: PreparedPair) -> EstimatedOperators:
@@ -240,8 +268,18 @@ def _fill_nodata(y: FusionMeasurement, valid: torch.Tensor | None, ops: Estimate
     return FusionMeasurement(y.hsi, torch.where(valid[None, None], y.msi, guess))
 
 
-def _scores(fused: torch.Tensor, y: FusionMeasurement, ops: EstimatedOperators, valid: torch.Tensor | None,
-            *, q_block: int) -> dict[str, float]:
+def default_q_block(height: int, width: int, ratio: int) -> int:
+    """QNR block side on the MSI grid: 32, or the largest multiple of ``r`` (down to ``2r``) that tiles the image
+    with at least 4 blocks per side."""
+    r = ratio
+    return next((s for s in (32, 16 * r, 8 * r, 4 * r, 2 * r) if s % r == 0 and height % s == 0 and width % s == 0
+                 and height // s >= 4 and width // s >= 4), 2 * r)
+
+
+def no_reference_scores(fused: torch.Tensor, y: FusionMeasurement, ops: EstimatedOperators,
+                        valid: torch.Tensor | None, *, q_block: int) -> dict[str, float]:
+    """QNR, D_lambda, D_s and consistency (``hsi_psnr``, ``hsi_sam``, ``msi_psnr``, ``msi_sam``) of ``fused``
+    ``(1, L, H, W)`` for the scaled pair ``y`` under the operators ``ops``; ``valid`` marks usable MSI pixels."""
     obs = ops.to_observation(boundary="circular")
     f = fused.double()
     msi_lr = obs.spatial.A(y.msi.double())  # MTF-matched degradation of the MSI (the estimated PSF)
@@ -265,7 +303,7 @@ def run_real_pair(
     estimator: EstimatorName = "hysure",
     support: torch.Tensor | None = None,
     ratio: int | None = None,
-    schedule: str = "fast",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
     shift_threshold_lr_px: float = 0.5,
     msi_transfer: Transfer = "linear",
     hysure_lambda: float = HYSURE_LAMBDA,
@@ -281,12 +319,14 @@ def run_real_pair(
             missing pixels.
         output: folder to create (an existing one only with ``overwrite``, and only if it holds files of a
             previous run).
-        methods: fusion methods; ``udaln`` learns its own operators, with a free SRF gain
-            (``srf_normalize="none"``: the two images are scaled separately) and is also scored with them; the
-            others use the estimated PSF and SRF.
+        methods: fusion methods (not trained networks). The non-blind ones use the estimated PSF and SRF; a blind
+            one (UDALN) learns its own operators (its spec's ``fit``), is scored with both, and its convergence is
+            drawn (``<name>_convergence.png``).
         estimator: ``"hysure"`` or ``"udaln"`` (:func:`estimate_operators`).
         support: optional ``(m, L)`` boolean: HSI bands each MSI band may respond to.
-        schedule: UDALN's schedule when ``udaln`` is among the methods.
+        options: per-method options (``{"udaln": {"schedule": "paper"}}``) over each method's
+            ``real_pair_options`` (UDALN: the fast schedule and a free SRF gain, since the images are scaled
+            separately) and its defaults.
         shift_threshold_lr_px: co-registration warning threshold, in HSI pixels.
         msi_transfer: ``"srgb"`` decodes a gamma-encoded RGB to linear values first (:func:`srgb_to_linear`).
         hysure_lambda: HySure's smoothness weight (:func:`estimate_operators`).
@@ -300,16 +340,20 @@ def run_real_pair(
         :class:`RealPairResult`; ``report`` holds the scales, mask size, estimate diagnostics, registration
         check, per-method no-reference scores and times.
     """
-    for name in methods:
-        spec = get_method(name)
+    specs = [get_method(name) for name in methods]
+    for spec in specs:
         if spec.needs_training:
-            raise InputError(f"{name} is a trained network; the real-pair workflow runs untrained methods "
+            raise InputError(f"{spec.name} is a trained network; the real-pair workflow runs untrained methods "
                              "(use 'hsfuse fuse --weights' for networks)")
+    extra_options = sorted(set(options or {}) - {s.name for s in specs})
+    if extra_options:
+        raise InputError(f"options given for {', '.join(extra_options)}, which are not among the methods")
+    chosen = {s.name: s.make_options({**s.real_pair_options, **dict((options or {}).get(s.name, {}))})
+              for s in specs}
     prepared = prepare_pair(hsi, msi, ratio=ratio, msi_transfer=msi_transfer)
     r, y, valid = prepared.ratio, prepared.y, prepared.valid
     H, W = msi.shape[:2]
-    S = q_block or next((s for s in (32, 16 * r, 8 * r, 4 * r, 2 * r) if s % r == 0 and H % s == 0 and W % s == 0
-                         and H // s >= 4 and W // s >= 4), 2 * r)
+    S = q_block or default_q_block(H, W, r)
     masked = 0 if valid is None else int((~valid).sum())
     say(f"pair: HSI {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands}, MSI {H}x{W}x{msi.bands}, ratio {r}; "
         f"{masked} no-data MSI pixel(s) masked")
@@ -336,23 +380,23 @@ def run_real_pair(
         say(("co-registration: " if check.ok else "WARNING co-registration: ") + check.message)
         filled = _fill_nodata(y, valid, ops)
         physics = ops.to_observation()
-        for name in methods:
+        for spec in specs:
+            name = spec.name
             say(f"fusing with {name}")
             t0 = time.perf_counter()
-            if name == "udaln":
-                res = fit_udaln(filled, schedule=schedule, support=support, srf_normalize="none", valid=valid,
-                                progress=progress)
+            extra: dict[str, Any] = {}
+            if spec.blind and spec.fit is not None:
+                res = spec.fit(filled, None, **chosen[name].as_kwargs(), support=support, valid=valid,
+                               progress=progress)
                 fused = res.estimate
-                extra = {"udaln_psf": res.operators.psf.tolist(), "udaln_srf": res.operators.srf.tolist(),
-                         "iterations": res.iterations}
-                plot_convergence(res.history, path=tmp / "udaln_convergence.png", keys=["loss", "fit_db"])
-                own = _scores(fused, y, res.operators, valid, q_block=S)
-                extra["scores_with_own_operators"] = own
+                extra = {"own_psf": res.operators.psf.tolist(), "own_srf": res.operators.srf.tolist(),
+                         "iterations": res.iterations,
+                         "scores_with_own_operators": no_reference_scores(fused, y, res.operators, valid, q_block=S)}
+                plot_convergence(res.history, path=tmp / f"{name}_convergence.png", keys=["loss", "fit_db"])
             else:
-                fused = get_method(name).function(filled, physics)
-                extra = {}
+                fused = spec.run(filled, physics, options=chosen[name], progress=progress)
             seconds = time.perf_counter() - t0
-            scores = _scores(fused, y, ops, valid, q_block=S)
+            scores = no_reference_scores(fused, y, ops, valid, q_block=S)
             report["methods"][name] = {"seconds": seconds, **scores, **extra}
             cube = Cube.from_tensor((fused * prepared.hsi_scale).float(), like=hsi, geo=msi.geo, nodata=None,
                                     attrs={"method": name, "estimator": estimator})
@@ -367,11 +411,12 @@ def run_real_pair(
     return RealPairResult(report=report, files=[Path(output) / f for f in files])
 
 
-_OUR_FILES = ("operators", "report.json", "report.md", "udaln_convergence.png")
+_OUR_FILES = ("operators", "report.json", "report.md")
 
 
 def _ours(entry: Path) -> bool:
-    return entry.name in _OUR_FILES or entry.name.startswith(("fused_", "overview_"))
+    return (entry.name in _OUR_FILES or entry.name.startswith(("fused_", "overview_"))
+            or entry.name.endswith("_convergence.png"))
 
 
 def _markdown(report: dict[str, Any]) -> str:
@@ -392,3 +437,102 @@ def _markdown(report: dict[str, Any]) -> str:
                      f"{m['msi_psnr']:.2f} | {m['hsi_sam']:.3f} | {m['seconds']:.1f} |")
     lines += ["", f"QNR blocks: {report['q_block']} px (MSI grid); consistency uses the estimated operators."]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------- files in, folders out
+
+#: real pairs that ship with the shared data: name -> (file, HSI variable, MSI variable, MSI no-data, MSI transfer)
+EXAMPLES: dict[str, tuple[tuple[str, ...], str, str, float, Transfer]] = {
+    # DFC2018: 48-band CASI HSI + 4x finer 8-bit camera RGB (gamma-encoded) with a black no-data patch
+    "houston2018": (("derived", "houston2018.npz"), "hsi", "rgb", 0.0, "srgb"),
+}
+
+
+@dataclass
+class PairFiles:
+    """A real pair read from files (or a shipped example) with the MSI transfer to decode it with."""
+
+    hsi: Cube
+    msi: Cube
+    msi_transfer: Transfer
+    hsi_path: str
+    msi_path: str
+
+
+def read_pair(hsi: str | None = None, msi: str | None = None, *, example: str | None = None,
+              hsi_variable: str | None = None, msi_variable: str | None = None, hsi_nodata: float | None = None,
+              msi_nodata: float | None = None, msi_transfer: Transfer | None = None,
+              layout: str = "auto") -> PairFiles:
+    """The HSI and MSI cubes of a real pair from files, or from a shipped example (:data:`EXAMPLES`), whose
+    settings fill what is not given. ``hsi_nodata``/``msi_nodata`` override the files' no-data values."""
+    from ..data.paths import shared_file
+    from ..io import read_cube
+
+    transfer: Transfer | None = msi_transfer
+    if example is not None:
+        if example not in EXAMPLES:
+            raise InputError(f"unknown example {example!r}; choose one of: {', '.join(EXAMPLES)}")
+        parts, hv, mv, nodata, default_transfer = EXAMPLES[example]
+        path = str(shared_file(*parts))
+        hsi, hsi_variable = hsi or path, hsi_variable or hv
+        msi, msi_variable = msi or path, msi_variable or mv
+        msi_nodata = nodata if msi_nodata is None else msi_nodata
+        transfer = transfer or default_transfer
+    if not hsi or not msi:
+        raise InputError("give --hsi FILE and --msi FILE (or --example houston2018)")
+    h = read_cube(hsi, variable=hsi_variable, layout=layout)
+    m = read_cube(msi, variable=msi_variable, layout=layout)
+    if hsi_nodata is not None:
+        h = dataclasses.replace(h, nodata=float(hsi_nodata))
+    if msi_nodata is not None:
+        m = dataclasses.replace(m, nodata=float(msi_nodata))
+    return PairFiles(h, m, transfer or "linear", str(hsi), str(msi))
+
+
+ESTIMATE_FILES = ("physics.json", "psf.csv", "srf.npy", "srf.csv", "psf.png", "srf.png")
+
+
+def estimate_to_folder(pair: PairFiles, output: str | Path, *, estimator: EstimatorName = "hysure",
+                       support: Any = None, bands: Sequence[str] | None = None, ratio: int | None = None,
+                       kernel_size: int | None = None, iterations: int | None = None,
+                       hysure_lambda: float = HYSURE_LAMBDA, overwrite: bool = False,
+                       progress: ProgressFn | ProgressWithInfo | None = None, say: Say = _quiet) -> EstimatedOperators:
+    """``hsfuse estimate``: estimate the pair's PSF and SRF and write them (:func:`save_operators`, SRF in the
+    files' units) into the folder ``output``, atomically. ``support`` is a nominal sensor (name, CSV, matrix)
+    restricting each MSI band to the HSI bands where it responds."""
+    from ..io.atomic import check_output_path
+    from ..physics.specs import resolve_support
+
+    check_output_path(output, overwrite=overwrite, folder=True)
+    hsi, msi = pair.hsi, pair.msi
+    prepared = prepare_pair(hsi, msi, ratio=ratio, msi_transfer=pair.msi_transfer)
+    mask = resolve_support(support, hsi_bands=hsi.bands, msi_bands=msi.bands, wavelengths=hsi.wavelengths,
+                           fwhm=hsi.fwhm, bands=bands)
+    masked = 0 if prepared.valid is None else int((~prepared.valid).sum())
+    say(f"estimating the PSF and SRF with {estimator}: HSI {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands}, MSI "
+        f"{msi.shape[0]}x{msi.shape[1]}x{msi.bands}, ratio {prepared.ratio}, {masked} no-data MSI pixel(s) masked")
+    ops = estimate_operators(prepared.y, estimator=estimator, support=mask, valid=prepared.valid,
+                             kernel_size=kernel_size, iterations=iterations, band_names=msi.band_names,
+                             hysure_lambda=hysure_lambda, progress=progress)
+    ops = in_original_units(ops, prepared)
+    ops.diagnostics["msi_transfer"] = pair.msi_transfer  # "srgb": the SRF maps to the decoded MSI
+    with atomic_output_dir(output, overwrite=overwrite, replaceable=lambda e: e.name in ESTIMATE_FILES) as tmp:
+        save_operators(ops, Path(tmp), wavelengths_nm=hsi.wavelengths)
+    k = ops.psf.shape[-1]
+    say(f"PSF {k}x{k} (sums to {float(ops.psf.sum()):.6f}); SRF {ops.srf.shape[0]}x{ops.srf.shape[1]}; wrote "
+        f"{output}/physics.json, psf.csv, srf.npy, srf.csv, psf.png, srf.png")
+    return ops
+
+
+def pair_to_folder(pair: PairFiles, output: str | Path, *, methods: Sequence[str] = ("fuse", "udaln"),
+                   estimator: EstimatorName = "hysure", support: Any = None, bands: Sequence[str] | None = None,
+                   options: Mapping[str, Mapping[str, Any]] | None = None, **kwargs: Any) -> RealPairResult:
+    """``hsfuse pair``: :func:`run_real_pair` on a pair read by :func:`read_pair`, with ``support`` given as a
+    nominal sensor (name, CSV or matrix); ``kwargs`` are :func:`run_real_pair`'s other options."""
+    from ..physics.specs import resolve_support
+
+    hsi, msi = pair.hsi, pair.msi
+    mask = resolve_support(support, hsi_bands=hsi.bands, msi_bands=msi.bands, wavelengths=hsi.wavelengths,
+                           fwhm=hsi.fwhm, bands=bands)
+    return run_real_pair(hsi, msi, output=output, methods=methods, estimator=estimator, support=mask,
+                         options=options, msi_transfer=pair.msi_transfer, **kwargs)

@@ -48,6 +48,11 @@ __all__ = [
     "realism",
     "reference_unmixing",
     "unmixing_accuracy",
+    "precheck_run",
+    "train_unmixing_from",
+    "unmix_to_folder",
+    "train_diffusion_from",
+    "sample_from_weights",
     "SAMPLES_FILE",
     "INDEX_FILE",
 ]
@@ -658,3 +663,96 @@ def unmixing_accuracy(model: Any, scene_name: str, *, device: str = "cpu") -> di
         "response": response.source,
     }
 
+
+
+# --------------------------------------------------------------------------------------------- one call per command
+
+
+def precheck_run(run_dir: str | os.PathLike[str], *, resume: bool, command: str) -> None:
+    """Refuse an existing run (without ``resume``) or a foreign folder before reading any data."""
+    if not resume:
+        from ..training.engine import check_run_dir
+
+        check_run_dir(Path(run_dir), {}, resume=False, keys=(), command=command)
+
+
+def train_unmixing_from(run_dir: str | os.PathLike[str], *, scenes: Sequence[str] = (),
+                        data: Sequence[str | os.PathLike[str]] = (), sensor: str | None = None,
+                        rgb_bands: Sequence[int] | None = None, options: Any = None, resume: bool = False,
+                        progress: Progress | None = None, say: Say = lambda _m: None) -> tuple[Any, dict | None]:
+    """``hsfuse synth train-unmixing``: train on shared ``scenes`` or HSI files/folders ``data`` with the RGB of
+    ``sensor`` (default Canon EOS 5D Mark II) or three HSI bands; return the run result and, for one shared scene
+    with reference unmixing, its accuracy (also written to ``RUN/accuracy.json``)."""
+    from ..data.patches import load_training_scenes
+    from ..data.scenes import load_scene
+    from ..synthesis.unmixing import UnmixingTrainOptions, load_unmixing, rgb_response, train_unmixing
+
+    precheck_run(run_dir, resume=resume, command="hsfuse synth train-unmixing")
+    options = options or UnmixingTrainOptions()
+    cubes = [load_scene(n) for n in scenes] if scenes else load_training_scenes(list(data))
+    response = rgb_response(cubes[0].wavelengths, sensor=sensor or "canon_eos_5d_mark_ii", bands=rgb_bands)
+    first = cubes[0]
+    say(f"training the unmixing network ({options.config} config, K = {options.net_config().endmembers}) on "
+        f"{len(cubes)} scene(s), {first.bands} bands, RGB from {response.source}, {options.steps} steps -> {run_dir}")
+    result = train_unmixing(cubes, response=response, run_dir=run_dir, options=options, resume=resume,
+                            progress=progress)
+    say(f"done: {result.steps_done} steps in {result.seconds:.1f} s; weights: {result.last}")
+    accuracy = None
+    if len(scenes) == 1 and reference_unmixing(scenes[0]) is not None:
+        device = options.device or "cpu"
+        try:
+            accuracy = unmixing_accuracy(load_unmixing(run_dir, device=device), scenes[0], device=device)
+        except InputError as exc:
+            say(f"no accuracy against the reference unmixing: {exc}")
+        else:
+            _write_json(Path(run_dir) / "accuracy.json", accuracy)
+    return result, accuracy
+
+
+def unmix_to_folder(weights: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                    rgb: Sequence[str | os.PathLike[str]] = (), example: str | None = None,
+                    scales: Sequence[float] = (1.0,), tile: int | None = None, transfer: Transfer = "linear",
+                    device: str = "cpu", overwrite: bool = False, progress: Progress | None = None,
+                    say: Say = lambda _m: None) -> int:
+    """``hsfuse synth unmix``: abundance maps of RGB images with a trained unmixing network; returns the image
+    count (see :func:`load_rgb_images` and :func:`infer_folder`)."""
+    from ..synthesis.unmixing import load_unmixing
+
+    check_output_path(out, overwrite=overwrite, folder=True)
+    model = load_unmixing(weights, device=device)
+    images = load_rgb_images(rgb, example=example, scales=scales, tile=tile, transfer=transfer, say=say)
+    say(f"unmixing {len(images)} image(s) into K = {model.net.config.endmembers} abundance maps with {model.path}")
+    settings = {"rgb": [str(r) for r in rgb] or None, "example": example, "scales": list(scales), "tile": tile,
+                "rgb_transfer": transfer}
+    infer_folder(model, images, out, overwrite=overwrite, device=device, settings=settings, progress=progress)
+    return len(images)
+
+
+def train_diffusion_from(folders: Sequence[str | os.PathLike[str]], run_dir: str | os.PathLike[str], *,
+                         options: Any = None, resume: bool = False, progress: Progress | None = None,
+                         say: Say = lambda _m: None) -> Any:
+    """``hsfuse synth train-diffusion``: the abundance diffusion model on the maps of ``folders``."""
+    from ..synthesis.diffusion import DiffusionTrainOptions, train_diffusion
+
+    precheck_run(run_dir, resume=resume, command="hsfuse synth train-diffusion")
+    options = options or DiffusionTrainOptions()
+    maps: list[np.ndarray] = []
+    for folder in folders:
+        maps.extend(load_abundance_folder(folder))
+    description = {"abundances": [str(Path(f).resolve()) for f in folders], "maps": len(maps)}
+    say(f"training the abundance diffusion model ({options.config} config) on {len(maps)} map(s) with "
+        f"K = {maps[0].shape[-1]}, crops {options.crop}px, {options.steps} steps -> {run_dir}")
+    result = train_diffusion(maps, run_dir=run_dir, options=options, description=description, resume=resume,
+                             progress=progress)
+    say(f"done: {result.steps_done} steps in {result.seconds:.1f} s; weights: {result.last}")
+    return result
+
+
+def sample_from_weights(weights: str | os.PathLike[str], out: str | os.PathLike[str], *, device: str = "cpu",
+                        say: Say = lambda _m: None, **kwargs: Any) -> dict[str, Any]:
+    """``hsfuse synth sample``: load a trained diffusion model and :func:`sample_to_folder` with ``kwargs``."""
+    from ..synthesis.diffusion import load_diffusion
+
+    model = load_diffusion(weights, device=device)
+    say(f"sampling {kwargs.get('n')} abundance map(s) {kwargs.get('size')}x{kwargs.get('size')} with {model.path}")
+    return sample_to_folder(model, out, device=device, say=say, **kwargs)
