@@ -12,7 +12,8 @@ README point here. Reading from the bottom:
 * 3, **models**: the networks (``models.catalog`` names them), checkpoints, tiled inference;
 * 3.5, **methods** (every fusion method; ``methods.registry`` is *the* catalogue of methods, including the
   networks as methods) and **estimation** (blind PSF/SRF estimators, co-registration);
-* 4, **data** and **training**: scenes, simulation, patches; the resumable step engine and the fusion trainer;
+* 4, **data**, **training** and **chunked**: scenes, simulation, patches; the resumable step engine and the
+  fusion trainer; the large-scene engine (chunked fusion on Dask);
 * 4.5, **synthesis**: unmixing and abundance diffusion (training and datasets);
 * 5, **bench**, **viz** (``*_figures`` modules draw) and **workflows** (one module per command group: files in,
   files out, built from the layers below; ``hsfuse.fuse`` lives in ``workflows.fusion``);
@@ -31,7 +32,7 @@ RANK: dict[str, float] = {
     "metrics": 2,
     "models": 3,
     "methods": 3.5, "estimation": 3.5,
-    "data": 4, "training": 4,
+    "data": 4, "training": 4, "chunked": 4,
     "synthesis": 4.5,
     "bench": 5, "viz": 5, "workflows": 5,
     "cli": 6,

@@ -39,7 +39,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                                layout=args.layout, weights=args.weights, device=args.device, progress=progress,
                                say=say_printer(args.quiet), ratio=args.ratio, srf=args.srf, psf=args.psf,
                                physics=args.physics, bands=args.bands, srf_normalize=args.srf_normalize,
-                               offset=args.offset, boundary=args.boundary)
+                               offset=args.offset, boundary=args.boundary,
+                               large={k: getattr(args, k) for k in ("chunk", "memory_gb", "workers", "scheduler",
+                                                                    "threads", "resume", "cog")})
     say_printer(args.quiet)(f"wrote {path}")
     return 0
 
@@ -169,8 +171,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu (default) or cuda[:N]")
     p.add_argument("--weights", help="trained networks: run folder from 'hsfuse train' (its best checkpoint), a "
                    "checkpoint folder, or its model.safetensors")
-    p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy)")
+    p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy; .zarr or .tif "
+                   "for large scenes)")
     p.add_argument("--overwrite", action="store_true")
+    large = p.add_argument_group("large scenes", "chunked, out-of-core fusion on Dask (README: 'Large scenes'); used "
+                                 "when any of these is given, for a .zarr output, or when the method's whole-image "
+                                 "working set would exceed --memory-gb")
+    large.add_argument("--memory-gb", type=float, help="memory budget of the whole run in GiB (default 4): picks the "
+                       "chunk size")
+    large.add_argument("--chunk", type=positive_int, help="chunk side in HR pixels (a multiple of the ratio) instead "
+                       "of one chosen from --memory-gb")
+    large.add_argument("--workers", type=positive_int, help="run on a dask.distributed LocalCluster of N worker "
+                       "processes (default: the local threaded scheduler)")
+    large.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    large.add_argument("--threads", type=positive_int, help="threads (tasks at once) per worker; default: the cores "
+                       "divided among the workers")
+    large.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command: "
+                       "chunks already written are kept")
+    large.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF (with overviews) for a "
+                       ".tif output")
     add_quiet(p)
     p.set_defaults(func=cmd_fuse)
 

@@ -13,9 +13,14 @@ import torch
 from ..physics import FusionObservation
 from ..physics.interpolation import CubicBoundary, keys_kernel, upsample_cubic
 from ..types import FusionMeasurement
+from .chunking import Chunked, State, Tile
 from .options import MethodOptions, option
 
-__all__ = ["CubicBoundary", "keys_kernel", "upsample_cubic", "fuse_bicubic", "BicubicOptions"]
+__all__ = ["CubicBoundary", "keys_kernel", "upsample_cubic", "fuse_bicubic", "BicubicOptions", "BICUBIC_CHUNKED",
+           "CUBIC_HALO"]
+
+#: LR pixels the Keys kernel reaches on each side of an output pixel's position (its support is 4 LR pixels)
+CUBIC_HALO = 2
 
 
 @dataclass(frozen=True)
@@ -43,3 +48,13 @@ def fuse_bicubic(
     """
     physics.check_measurement(y)
     return upsample_cubic(y.hsi, ratio=physics.ratio, offset=physics.spatial.offset, boundary=boundary)
+
+
+def _apply(tile: Tile, physics: FusionObservation, options: BicubicOptions, state: State) -> torch.Tensor:
+    up = upsample_cubic(tile.hsi, ratio=physics.ratio, offset=physics.spatial.offset, boundary=options.boundary)
+    return tile.hr_core(up)
+
+
+#: chunked plan: local and exact (a ``circular`` border takes the halo from the opposite side of the image)
+BICUBIC_CHUNKED = Chunked(passes=(), apply_halo=lambda r, physics, options: CUBIC_HALO, apply=_apply, exact=True,
+                          working_set=16.0, apply_wrap=lambda physics, options: options.boundary == "circular")

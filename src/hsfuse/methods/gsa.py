@@ -41,10 +41,11 @@ from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.spatial import blur, decimate
 from ..types import FusionMeasurement
-from .bicubic import CubicBoundary, upsample_cubic
+from .bicubic import CUBIC_HALO, CubicBoundary, upsample_cubic
+from .chunking import Chunked, State, StatsPass, Tile
 from .options import MethodOptions, option
 
-__all__ = ["fuse_gsa", "degrade_msi", "band_groups", "GsaOptions"]
+__all__ = ["fuse_gsa", "degrade_msi", "band_groups", "GsaOptions", "GSA_CHUNKED"]
 
 MsiDegradation = Literal["physics", "block_mean"]
 
@@ -160,3 +161,101 @@ def fuse_gsa(
             )
             out[n, idx] = fused.reshape(idx.numel(), *hs_up.shape[-2:])
     return out.to(hsi.dtype)
+
+
+# --------------------------------------------------------------------------------------------- chunked (large scenes)
+#
+# GSA's whole-image statistics, streamed exactly (module docstring, steps 1-2). Pass 1 (LR grid): the sums that give
+# each band's group (Pearson correlation of HSI band l with the degraded MSI band j) and each group's regression
+# alpha = C_kk^+ C_kp (centred LR covariances: the least squares of the module docstring decouples the constant,
+# whose value cancels), plus the HR band means of the MSI. Pass 2 (HR grid): the mean and the within-group
+# covariance of the upsampled HSI, which give I0 = alpha^T (U(H_k) - mean) and the gains cov(I0, U(H_k)) / var(I0)
+# analytically. Apply: Out_k = U(H_k) + g_k (P - mean(P) - I0) on each chunk (the whole-image code's final mean
+# reset is then the identity). Tiles of a circular operator take their halo across the image border from the
+# opposite side, as the whole image wraps; so the result equals the whole-image one up to summation order.
+
+
+def _msi_halo(ratio: int, physics: FusionObservation, options: GsaOptions) -> int:
+    if options.degrade == "block_mean":
+        return 0
+    return -(-(physics.spatial.psf.shape[-1] // 2) // ratio) + 1
+
+
+def _pass1(tile: Tile, physics: FusionObservation, options: GsaOptions, state: State) -> State:
+    ms = tile.msi.to(torch.float64)
+    ms_lr = tile.lr_core(degrade_msi(ms, physics, degrade=options.degrade))[0].flatten(1)  # (m, n)
+    hs = tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1)  # (L, n)
+    pan = tile.hr_core(ms)[0].flatten(1)  # (m, N)
+    return {"n": torch.tensor(float(hs.shape[1]), dtype=torch.float64), "sum_h": hs.sum(1), "gram_h": hs @ hs.T,
+            "sum_p": ms_lr.sum(1), "sq_p": (ms_lr * ms_lr).sum(1), "cross_ph": ms_lr @ hs.T,
+            "N": torch.tensor(float(pan.shape[1]), dtype=torch.float64), "sum_P": pan.sum(1)}
+
+
+def _finish1(t: State, physics: FusionObservation, options: GsaOptions, state: State) -> State:
+    n, N = t["n"], t["N"]
+    mean_h, mean_p = t["sum_h"] / n, t["sum_p"] / n
+    cov_h = t["gram_h"] / n - torch.outer(mean_h, mean_h)
+    cov_ph = t["cross_ph"] / n - torch.outer(mean_p, mean_h)  # (m, L)
+    var_p = (t["sq_p"] / n - mean_p * mean_p).clamp_min(0)
+    var_h = torch.diagonal(cov_h).clamp_min(0)
+    corr = cov_ph / torch.sqrt(var_p[:, None] * var_h[None, :])
+    groups = torch.nan_to_num(corr, nan=-2.0, posinf=-2.0, neginf=-2.0).argmax(dim=0)  # (L,)
+    alpha = torch.zeros_like(mean_h)
+    for j in range(cov_ph.shape[0]):
+        idx = torch.nonzero(groups == j).reshape(-1)
+        if idx.numel():
+            alpha[idx] = torch.linalg.pinv(cov_h[idx][:, idx]) @ cov_ph[j, idx]
+    return {**state, "groups": groups, "alpha": alpha, "pan_mean": t["sum_P"] / N}
+
+
+def _upsampled(tile: Tile, physics: FusionObservation, options: GsaOptions) -> torch.Tensor:
+    up = upsample_cubic(tile.hsi.to(torch.float64), ratio=physics.ratio, offset=physics.spatial.offset,
+                        boundary=options.boundary)
+    return tile.hr_core(up)[0]  # (L, ch, cw)
+
+
+def _pass2(tile: Tile, physics: FusionObservation, options: GsaOptions, state: State) -> State:
+    up = _upsampled(tile, physics, options).flatten(1)
+    gram = torch.zeros(up.shape[0], up.shape[0], dtype=torch.float64)
+    groups = state["groups"]
+    for j in torch.unique(groups).tolist():
+        idx = torch.nonzero(groups == j).reshape(-1)
+        g = up[idx]
+        gram[idx[:, None], idx[None, :]] = g @ g.T
+    return {"N": torch.tensor(float(up.shape[1]), dtype=torch.float64), "sum_up": up.sum(1), "gram_up": gram}
+
+
+def _finish2(t: State, physics: FusionObservation, options: GsaOptions, state: State) -> State:
+    mean = t["sum_up"] / t["N"]
+    cov = t["gram_up"] / t["N"] - torch.outer(mean, mean)
+    groups, alpha = state["groups"], state["alpha"]
+    gains = torch.zeros_like(mean)
+    for j in torch.unique(groups).tolist():
+        idx = torch.nonzero(groups == j).reshape(-1)
+        c_a = cov[idx][:, idx] @ alpha[idx]
+        var = float(alpha[idx] @ c_a)
+        if var > 0:
+            gains[idx] = c_a / var
+    return {**state, "up_mean": mean, "gains": gains}
+
+
+def _apply(tile: Tile, physics: FusionObservation, options: GsaOptions, state: State) -> torch.Tensor:
+    up = _upsampled(tile, physics, options)
+    pan = tile.hr_core(tile.msi.to(torch.float64))[0]
+    out = up.clone()
+    groups, alpha, mean, gains = state["groups"], state["alpha"], state["up_mean"], state["gains"]
+    for j in torch.unique(groups).tolist():
+        idx = torch.nonzero(groups == j).reshape(-1)
+        i0 = torch.einsum("g,ghw->hw", alpha[idx], up[idx] - mean[idx, None, None])
+        out[idx] += gains[idx, None, None] * (pan[j] - state["pan_mean"][j] - i0)[None]
+    return out[None].to(tile.hsi.dtype)
+
+
+#: chunked plan: two exact streaming passes, then a local apply (halo: the cubic kernel's 2 LR pixels)
+GSA_CHUNKED = Chunked(
+    passes=(StatsPass(halo=_msi_halo, partial=_pass1, finish=_finish1,
+                      wrap=lambda physics, options: physics.spatial.boundary == "circular"),
+            StatsPass(halo=lambda r, physics, options: CUBIC_HALO, partial=_pass2, finish=_finish2,
+                      wrap=lambda physics, options: options.boundary == "circular")),
+    apply_halo=lambda r, physics, options: CUBIC_HALO, apply=_apply, exact=True, working_set=40.0,
+    apply_wrap=lambda physics, options: options.boundary == "circular")

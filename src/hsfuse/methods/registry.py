@@ -12,6 +12,7 @@ of :mod:`hsfuse.models.catalog` are added by the loop at the end.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
@@ -26,11 +27,12 @@ from ..physics import FusionObservation
 from ..physics.specs import build_observation
 from ..progress import ProgressFn, reporter
 from ..types import FusionMeasurement
-from .bicubic import BicubicOptions, fuse_bicubic
-from .gsa import GsaOptions, fuse_gsa
-from .networks import NetworkOptions, network_function
+from .bicubic import BICUBIC_CHUNKED, BicubicOptions, fuse_bicubic
+from .chunking import Chunked
+from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
+from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
-from .sylvester import FuseOptions, fuse_fuse
+from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
 from .udaln import UdalnOptions, fit_udaln_pair, fuse_udaln
 
 __all__ = ["MethodSpec", "METHODS", "Need", "Locality", "get_method", "fuse"]
@@ -67,6 +69,8 @@ class MethodSpec:
             ``(N, L, H, W)``, ``operators`` (its own :class:`~hsfuse.estimation.operators.EstimatedOperators`),
             ``history`` (one dict per record, e.g. ``loss``, ``fit_db``) and ``iterations``; the real-pair
             workflow scores the method with its own operators too and draws its convergence.
+        chunked: how the method runs on a scene cut into chunks (:mod:`hsfuse.methods.chunking`: streamed
+            statistics, then a per-chunk apply); ``None`` if it cannot (the large-scene engine refuses it).
         real_pair_options: the options the real-pair workflow (``hsfuse pair``) uses unless told otherwise: there
             the two images are scaled separately, so a blind method's SRF must carry a gain, and a shorter schedule
             may suffice.
@@ -84,6 +88,7 @@ class MethodSpec:
     devices: tuple[str, ...] = ("cpu", "cuda")
     fit: Callable[..., Any] | None = None
     real_pair_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    chunked: Chunked | None = None
 
     @property
     def needs_psf(self) -> bool:
@@ -157,7 +162,7 @@ class MethodSpec:
                 runtime["device"] = str(dev)
             else:
                 y = FusionMeasurement(y.hsi.to(dev), y.msi.to(dev))
-                physics = physics.to(device=dev) if physics is not None else None
+                physics = copy.deepcopy(physics).to(device=dev) if physics is not None else None
         report = reporter(progress)
         if "progress" in accepted:
             runtime["progress"] = progress
@@ -177,6 +182,7 @@ METHODS: dict[str, MethodSpec] = {
         reference="R. Keys, 'Cubic convolution interpolation for digital image processing', IEEE TASSP 29(6), 1981",
         options=BicubicOptions,
         locality=2,  # the Keys kernel reaches 2 LR pixels on each side
+        chunked=BICUBIC_CHUNKED,
     ),
     "gsa": MethodSpec(
         name="gsa",
@@ -186,6 +192,7 @@ METHODS: dict[str, MethodSpec] = {
         "IEEE GRSM 5(2), 2017 (HSMSFusionToolbox GSA_wrapper.m)",
         options=GsaOptions,
         locality="global",  # band groups and regression weights over the whole image
+        chunked=GSA_CHUNKED,
     ),
     "fuse": MethodSpec(
         name="fuse",
@@ -195,6 +202,7 @@ METHODS: dict[str, MethodSpec] = {
         options=FuseOptions,
         needs=frozenset({"psf", "srf"}),
         locality="global",  # PCA subspace of the whole HSI, FFT over the whole image
+        chunked=FUSE_CHUNKED,
     ),
     "udaln": MethodSpec(
         name="udaln",
@@ -215,7 +223,8 @@ METHODS: dict[str, MethodSpec] = {
 for _name, _model in MODELS.items():
     METHODS[_name] = MethodSpec(name=_name, function=network_function(_name), description=_model.description,
                                 reference=_model.reference, options=NetworkOptions, needs=frozenset({"weights"}),
-                                locality=4)  # approximate: tiles overlap by 4 LR pixels and are blended
+                                locality=4,  # approximate: tiles overlap by 4 LR pixels and are blended
+                                chunked=NETWORK_CHUNKED)
 
 
 def get_method(name: str) -> MethodSpec:

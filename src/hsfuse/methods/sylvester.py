@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -56,10 +57,11 @@ from ..errors import InputError
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
 from .bicubic import keys_kernel
+from .chunking import Chunked, StatsPass
 from .options import MethodOptions, option
 from .subspace import pca_subspace
 
-__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "FuseOptions"]
+__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "FuseOptions", "FUSE_CHUNKED"]
 
 SigmaLike = float | Sequence[float] | torch.Tensor
 
@@ -352,3 +354,62 @@ def fuse_fuse(
         sigma_msi=sigma_msi,
     )
     return z.to(hsi.dtype)
+
+
+# --------------------------------------------------------------------------------------------- chunked (large scenes)
+#
+# Fit: FUSE's subspace is the top-p eigenvectors of the uncentred correlation of the LR HSI pixels, a sum over
+# pixels streamed exactly (one pass). Apply: the closed-form solve on each tile (core plus a wide halo), with the
+# global subspace, keeping the core ("overlap and discard"). The FFT solve treats each tile as periodic, so pixels
+# near a tile's edge see the wrong neighbours; their error decays into the tile over a few PSF widths, and the
+# halo keeps it out of the core (FUSE_HALO_PSF widths of the PSF, at least FUSE_MIN_HALO LR pixels). Tiles at the
+# image border take their halo from the opposite side, as the whole-image solve (periodic) does.
+
+#: halo of a tile in PSF widths, and at least this many LR pixels
+FUSE_HALO_PSF, FUSE_MIN_HALO = 4, 8
+
+
+def _fuse_halo(ratio: int, physics: FusionObservation, options: FuseOptions) -> int:
+    k = physics.spatial.psf.shape[-1]
+    return max(FUSE_MIN_HALO, -(-FUSE_HALO_PSF * k // ratio))
+
+
+def _fuse_pass(tile: Any, physics: FusionObservation, options: FuseOptions, state: dict) -> dict:
+    hs = tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1)
+    return {"n": torch.tensor(float(hs.shape[1]), dtype=torch.float64), "gram": hs @ hs.T}
+
+
+def _fuse_finish(t: dict, physics: FusionObservation, options: FuseOptions, state: dict) -> dict:
+    lam = float(options.lam)
+    if not (math.isfinite(lam) and lam > 0):
+        raise InputError(f"lam must be a positive finite prior weight (e.g. 1e-3), got {options.lam!r}")
+    if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2:
+        raise InputError("FUSE's closed form needs a circular boundary and one (k, k) PSF shared by all bands; see "
+                         "fuse_fuse")
+    L = t["gram"].shape[0]
+    if options.subspace is not None:
+        basis, _ = torch.linalg.qr(torch.as_tensor(options.subspace, dtype=torch.float64).reshape(L, -1))
+    else:
+        dim = min(check_positive_int(options.subspace_dim, "subspace_dim"), L, int(t["n"]))
+        _, vecs = torch.linalg.eigh(t["gram"] / t["n"])
+        basis = vecs.flip(-1)[:, :dim]
+        idx = basis.abs().argmax(dim=0, keepdim=True)
+        sign = torch.sign(torch.gather(basis, 0, idx))
+        basis = basis * torch.where(sign == 0, torch.ones_like(sign), sign)
+    return {**state, "basis": basis}
+
+
+def _fuse_apply(tile: Any, physics: FusionObservation, options: FuseOptions, state: dict) -> torch.Tensor:
+    hsi = tile.hsi
+    msi = tile.msi.to(hsi.dtype)
+    psf = physics.spatial.psf.detach()
+    z = sylvester_solve(hsi, msi, basis=state["basis"].to(hsi.dtype), srf=physics.spectral.matrix.detach(), psf=psf,
+                        ratio=physics.ratio, offset=physics.spatial.offset, lam=float(options.lam),
+                        sigma_hsi=options.sigma_hsi, sigma_msi=options.sigma_msi)
+    return tile.hr_core(z)
+
+
+#: chunked plan: the subspace streamed exactly, then overlap-and-discard tiles of the FFT solve (not exact)
+FUSE_CHUNKED = Chunked(passes=(StatsPass(halo=lambda r, physics, options: 0, partial=_fuse_pass, finish=_fuse_finish),),
+                       apply_halo=_fuse_halo, apply=_fuse_apply, exact=False, working_set=48.0,
+                       apply_wrap=lambda physics, options: True)  # the model is periodic: so are border tiles

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from ..physics.specs import PsfSpec, SrfSpec, build_observation
 from ..progress import ProgressFn
 from ..types import Cube, FusionMeasurement
 
-__all__ = ["fuse", "fuse_to_file", "ImageLike", "FusionInputs", "prepare_inputs"]
+__all__ = ["fuse", "fuse_scene", "fuse_to_file", "ImageLike", "FusionInputs", "prepare_inputs", "ENGINE_OPTIONS"]
 
 #: what :func:`fuse` accepts for each image: ``H x W x bands`` array, :class:`Cube`, ``(N, bands, H, W)`` tensor,
 #: or a file path (any format :func:`hsfuse.io.read_cube` reads)
@@ -106,6 +107,7 @@ def prepare_inputs(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | 
     dtype = hsi_t.dtype if hsi_t.dtype in (torch.float32, torch.float64) and kind_h == "tensor" else torch.float32
     y = FusionMeasurement(hsi_t.to(dtype), msi_t.to(dtype))
     kind: Any = kind_h if kind_h == kind_m else ("file" if "file" in (kind_h, kind_m) else "cube")
+    obs = copy.deepcopy(obs) if isinstance(physics, FusionObservation) else obs  # .to() converts in place
     return FusionInputs(y=y, physics=obs.to(dtype=dtype), spec=spec, options=opts, ratio=r,
                         hsi=h if isinstance(h, Cube) else None, msi=m if isinstance(m, Cube) else None, kind=kind)
 
@@ -135,7 +137,8 @@ def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = Non
 
     Args:
         hsi, msi: the pair as NumPy arrays ``h x w x L`` and ``H x W x m`` (``H = r h``), :class:`Cube` s, torch
-            tensors ``(N, L, h, w)`` / ``(N, m, H, W)``, or file paths (any format of :func:`hsfuse.io.read_cube`).
+            tensors ``(N, L, h, w)`` / ``(N, m, H, W)``, file paths (any format of :func:`hsfuse.io.read_cube`), or
+            xarray DataArrays ``(band, y, x)`` (e.g. :func:`hsfuse.io.lazy.open_lazy`; lazy in, lazy out).
         method: a name from ``hsfuse methods`` (:data:`hsfuse.methods.METHODS`).
         ratio: checked against the image sizes when given (they define it).
         srf: the MSI's spectral response (methods that need it): a sensor name (``hsfuse srf list``), a response
@@ -154,13 +157,19 @@ def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = Non
 
     Returns:
         The same kind as the inputs: an ``H x W x L`` float32 array for arrays; a :class:`Cube` with the HSI's
-        wavelengths and the MSI's georeferencing for cubes and files; an ``(N, L, H, W)`` tensor for tensors.
+        wavelengths and the MSI's georeferencing for cubes and files; an ``(N, L, H, W)`` tensor for tensors; a
+        lazy ``(band, y, x)`` xarray DataArray for DataArrays (large scenes: :func:`fuse_scene` runs the method's
+        statistics now and leaves every chunk of the result to be computed, or written with ``.to_zarr``, later).
 
     Raises:
         InputError: a missing or inconsistent piece (sizes, bands, SRF, PSF, options), naming the fix.
     """
     if options is not None and option_values:
         raise InputError("give the method's options either as options=... or as keywords, not both")
+    if _is_dataarray(hsi) or _is_dataarray(msi):
+        return fuse_scene(hsi, msi, method=method, ratio=ratio, srf=srf, psf=psf, physics=physics, bands=bands,
+                          srf_normalize=srf_normalize, offset=offset, boundary=boundary, weights=weights,
+                          options=options if options is not None else option_values, progress=progress).output
     inputs = prepare_inputs(hsi, msi, method=method, ratio=ratio, srf=srf, psf=psf, physics=physics, bands=bands,
                             srf_normalize=srf_normalize, offset=offset, boundary=boundary,
                             options=options if options is not None else option_values)
@@ -171,19 +180,95 @@ def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = Non
     return _output(z, inputs)
 
 
+def _is_dataarray(x: Any) -> bool:
+    return type(x).__name__ == "DataArray" and hasattr(x, "dims")
+
+
+def _wavelengths(da: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if da.attrs.get("wavelength_units") != "nm":
+        return None, None
+    fwhm = np.asarray(da.coords["fwhm"].values, dtype=np.float64) if "fwhm" in da.coords else None
+    return np.asarray(da.coords["band"].values, dtype=np.float64), fwhm
+
+
+def fuse_scene(hsi: Any, msi: Any, *, method: str, ratio: int | None = None, srf: SrfSpec | None = None,
+               psf: PsfSpec = None, physics: str | os.PathLike[str] | FusionObservation | None = None,
+               bands: Sequence[str] | None = None, srf_normalize: Literal["sum", "none"] = "sum",
+               offset: int | None = None, boundary: Boundary = "circular", weights: str | os.PathLike[str] | None = None,
+               options: Mapping[str, Any] | MethodOptions | None = None, output: str | os.PathLike[str] | None = None,
+               chunk: int | None = None, memory_gb: float | None = None, workers: int | None = None,
+               scheduler: str | None = None, threads: int | None = None, overwrite: bool = False,
+               resume: bool = False, cog: bool = False, settings: dict[str, Any] | None = None,
+               progress: ProgressFn | None = None, say: Callable[[str], None] = lambda _m: None,
+               stop_after: int | None = None) -> Any:
+    """A scene of any size through the large-scene engine (:func:`hsfuse.chunked.fuse_chunked`).
+
+    ``hsi`` / ``msi`` are ``(band, y, x)`` DataArrays (lazy or not; :func:`hsfuse.io.lazy.open_lazy`) or file paths
+    (opened lazily). The operators are built as for :func:`fuse` (wavelengths from the band coordinate). With
+    ``output=None`` the result is a lazy DataArray; with a ``.zarr`` / ``.tif`` path it is written chunk by chunk
+    (``resume`` continues an interrupted run). Returns the engine's :class:`~hsfuse.chunked.ChunkedResult`.
+    """
+    from ..chunked import fuse_chunked
+    from ..io.lazy import cube_to_dataarray, open_lazy
+
+    spec = get_method(method)
+    opts = spec.make_options(options)
+    spec.check_runtime(weights=weights)
+
+    def lazy(x: Any, label: str) -> Any:
+        if _is_dataarray(x):
+            if x.ndim != 3:
+                raise InputError(f"the {label} DataArray must have dims (band, y, x), got {x.dims}")
+            return x
+        if isinstance(x, Cube):
+            return cube_to_dataarray(x)
+        if isinstance(x, (str, os.PathLike)):
+            return open_lazy(x)
+        raise InputError(f"the {label} of a large scene must be an xarray DataArray (band, y, x), a Cube or a file "
+                         f"path, got {type(x).__name__}")
+
+    h, m = lazy(hsi, "HSI"), lazy(msi, "MSI")
+    (L, lh, lw), (mb, H, W) = h.shape, m.shape
+    if H % lh or W % lw or H // lh != W // lw:
+        raise InputError(f"HSI {lh}x{lw} and MSI {H}x{W} are not related by one integer ratio in both directions; crop "
+                         "the images so that MSI = ratio x HSI in height and width")
+    r = H // lh
+    if ratio is not None and int(ratio) != r:
+        raise InputError(f"ratio {ratio} disagrees with the image sizes: HSI {lh}x{lw} and MSI {H}x{W} give ratio {r}")
+    wavelengths, fwhm = _wavelengths(h)
+    obs = build_observation(hsi_bands=L, msi_bands=mb, ratio=r, wavelengths=wavelengths, fwhm=fwhm, srf=srf, psf=psf,
+                            physics=physics, bands=bands, srf_normalize=srf_normalize, offset=offset,
+                            boundary=boundary, needs_srf=spec.needs_srf)
+    say(f"fusing {lh}x{lw}x{L} with {H}x{W}x{mb} (ratio {r}) using {spec.name}, chunk by chunk")
+    return fuse_chunked(h, m, method=spec.name, physics=obs, options=opts, weights=weights, chunk=chunk,
+                        memory_gb=4.0 if memory_gb is None else float(memory_gb), workers=workers, scheduler=scheduler, threads=threads, output=output,
+                        overwrite=overwrite, resume=resume, cog=cog, settings=settings, progress=progress,
+                        stop_after=stop_after)
+
+
 def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], output: str | os.PathLike[str], *,
                  method: str, overwrite: bool = False, hsi_variable: str | None = None,
                  msi_variable: str | None = None, layout: str = "auto", weights: str | os.PathLike[str] | None = None,
                  device: str | None = None, progress: ProgressFn | None = None,
                  options: Mapping[str, Any] | MethodOptions | None = None,
-                 say: Callable[[str], None] = lambda _m: None, **physics_args: Any) -> tuple[Path, Cube]:
+                 say: Callable[[str], None] = lambda _m: None, large: Mapping[str, Any] | None = None,
+                 **physics_args: Any) -> tuple[Path, Cube | None]:
     """``hsfuse fuse``: read both files, fuse (as :func:`fuse`), write ``output`` atomically; return its path and cube.
 
     The output path, the checkpoint, the images, the operators and the options are all checked before the method
     runs; ``physics_args`` are :func:`fuse`'s ``ratio``, ``srf``, ``psf``, ``physics``, ``bands``, ``srf_normalize``,
     ``offset``, ``boundary``.
+
+    Large scenes: with ``large`` (the engine's ``chunk``, ``memory_gb``, ``workers``, ``scheduler``, ``threads``,
+    ``resume``, ``cog``), or a ``.zarr`` output, or when the method's whole-image working set would exceed
+    ``memory_gb`` (default 4 GiB), the inputs are opened lazily and the result is streamed chunk by chunk
+    (:func:`fuse_scene`); the returned cube is then ``None``.
     """
-    check_output_path(output, overwrite=overwrite)
+    large = dict(large or {})
+    if large.get("resume") and not _wants_engine(output, large):
+        raise InputError("--resume continues an interrupted large-scene run; give the same --chunk/--workers/"
+                         "--memory-gb options or a .zarr output as that run")
+    check_output_path(output, overwrite=overwrite, folder=Path(output).suffix.lower() == ".zarr")
     spec = get_method(method)
     spec.make_options(options)
     spec.check_runtime(weights=weights, device=device)
@@ -191,6 +276,19 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
         from ..models.checkpoint import read_card
 
         read_card(weights)  # a missing or corrupt checkpoint is reported before reading the images
+    if _wants_engine(output, large) or _too_big(spec, hsi, msi, large, hsi_variable, msi_variable, layout):
+        from ..io.lazy import open_lazy
+
+        h = open_lazy(hsi, variable=hsi_variable, layout=layout)
+        m = open_lazy(msi, variable=msi_variable, layout=layout)
+        settings = {"hsi": str(Path(hsi).resolve()), "msi": str(Path(msi).resolve()),
+                    "physics": {k: str(v) for k, v in physics_args.items() if v is not None}}
+        result = fuse_scene(h, m, method=method, weights=weights, options=options, output=output,
+                            overwrite=overwrite, progress=progress, say=say, settings=settings, **physics_args,
+                            **large)
+        say(f"{len(result.grid)} chunks of {result.grid.chunk_hr} HR pixels on the {result.scheduler}; fit "
+            f"{result.seconds.get('fit', 0):.1f} s, apply {result.seconds.get('apply', 0):.1f} s")
+        return Path(result.output), None
     inputs = prepare_inputs(hsi, msi, method=method, options=options, hsi_variable=hsi_variable,
                             msi_variable=msi_variable, layout=layout, **physics_args)
     if inputs.spec.needs_psf and physics_args.get("psf") is None and physics_args.get("physics") is None:
@@ -203,3 +301,24 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
     cube = _output(z, inputs)
     cube.attrs.update({"hsi": str(hsi), "msi": str(msi)})
     return write_cube(cube, output, overwrite=overwrite), cube
+
+
+#: the engine options of :func:`fuse_to_file` that mean "run it chunk by chunk"
+ENGINE_OPTIONS = ("chunk", "workers", "scheduler", "threads", "resume", "cog")
+
+
+def _wants_engine(output: str | os.PathLike[str], large: Mapping[str, Any]) -> bool:
+    return Path(output).suffix.lower() == ".zarr" or any(large.get(k) for k in ENGINE_OPTIONS)
+
+
+def _too_big(spec: MethodSpec, hsi: Any, msi: Any, large: Mapping[str, Any], hsi_variable: str | None,
+             msi_variable: str | None, layout: str) -> bool:
+    """Whether the method's whole-image working set would exceed the memory budget (shapes read lazily)."""
+    if spec.chunked is None:
+        return False
+    from ..io.lazy import open_lazy
+
+    h = open_lazy(hsi, variable=hsi_variable, layout=layout)
+    m = open_lazy(msi, variable=msi_variable, layout=layout)
+    need = spec.chunked.working_set * h.shape[0] * m.shape[1] * m.shape[2]
+    return need > float(large.get("memory_gb") or 4.0) * 2**30

@@ -1,0 +1,133 @@
+"""How a method runs on a scene cut into chunks: streamed statistics (*fit*) and a per-chunk *apply*.
+
+The large-scene engine (:mod:`hsfuse.chunked`) cuts the high-resolution grid into chunks aligned to the ratio
+(an LR chunk is exactly an HR chunk / r) and hands a method one :class:`Tile` at a time: the chunk's *core*
+plus a halo of LR pixels on every side where the image has them. A method declares a :class:`Chunked` plan:
+
+* ``passes``: zero or more :class:`StatsPass` es. Each computes, on every tile, sums over the tile's core
+  (``partial``: a dict of float64 tensors, added across tiles by the engine in a fixed order), then
+  ``finish`` turns the totals into the state the next pass or ``apply`` needs. Statistics of the whole image
+  (GSA's band groups, regressions and covariances; FUSE's subspace; a network's band maxima) are so computed
+  exactly, in one streaming pass each, with memory independent of the image size.
+* ``apply(tile, physics, options, state) -> (1, L, r ch, r cw)``: the fused HR core of the tile, from the tile
+  and the fitted state. A *local* method (a halo covering its footprint) gives exactly its whole-image result;
+  a method whose solution is global (FUSE's FFT solve) gives it up to the tile edges' influence, which a wide
+  halo (``apply_halo``) keeps away from the core.
+
+Everything here is plain data and functions (picklable), so the engine can ship them to Dask workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+__all__ = ["Tile", "StatsPass", "Chunked", "State", "combine", "core_of"]
+
+#: a fitted state or a dict of partial sums: names -> float64 tensors (or small Python values)
+State = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One chunk with its halo, as tensors.
+
+    Attributes:
+        hsi: ``(1, L, th, tw)`` LR tile (core plus halo where the image has it).
+        msi: ``(1, m, r th, r tw)`` the matching HR tile.
+        core: ``(row0, row1, col0, col1)`` of the core inside the LR tile.
+        origin: LR ``(row, col)`` of the tile's top-left pixel in the whole image.
+        image: the whole LR image's ``(h, w)``.
+        ratio: ``r``.
+        index: the chunk's ``(i, j)`` in the chunk grid (for seeding, messages).
+    """
+
+    hsi: torch.Tensor
+    msi: torch.Tensor
+    core: tuple[int, int, int, int]
+    origin: tuple[int, int]
+    image: tuple[int, int]
+    ratio: int
+    index: tuple[int, int] = (0, 0)
+
+    @property
+    def core_hr(self) -> tuple[int, int, int, int]:
+        """The core's ``(row0, row1, col0, col1)`` inside the HR tile."""
+        r = self.ratio
+        return tuple(r * v for v in self.core)  # type: ignore[return-value]
+
+    def lr_core(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[..., core rows, core cols]`` for an LR-sized tensor."""
+        a, b, c, d = self.core
+        return x[..., a:b, c:d]
+
+    def hr_core(self, x: torch.Tensor) -> torch.Tensor:
+        """``x[..., core rows, core cols]`` for an HR-sized tensor."""
+        a, b, c, d = self.core_hr
+        return x[..., a:b, c:d]
+
+
+@dataclass(frozen=True)
+class StatsPass:
+    """One streaming pass over the tiles.
+
+    Attributes:
+        halo: LR pixels of halo each tile needs for ``partial`` (as a function of the ratio and physics).
+        partial: ``partial(tile, physics, options, state) -> {name: float64 tensor}``, sums over the core only.
+        finish: ``finish(totals, physics, options, state) -> state`` (the updated state).
+        reduce: how the engine combines partials across tiles: ``"sum"`` or ``"max"`` (element-wise).
+        wrap: ``wrap(physics, options)``: the tile's halo continues across the image border periodically (the
+            pass applies a circular operator, which the whole image wraps around); else the halo is clipped there.
+    """
+
+    halo: Callable[[int, Any, Any], int]
+    partial: Callable[[Tile, Any, Any, State], State]
+    finish: Callable[[State, Any, Any, State], State]
+    reduce: Literal["sum", "max"] = "sum"
+    wrap: Callable[[Any, Any], bool] = lambda physics, options: False
+
+
+@dataclass(frozen=True)
+class Chunked:
+    """A method's chunked plan (module docstring).
+
+    Attributes:
+        passes: the statistics passes, run in order before ``apply``.
+        apply_halo: LR pixels of halo ``apply`` needs (``halo(ratio, physics, options)``).
+        apply: ``apply(tile, physics, options, state) -> (1, L, r ch, r cw)`` float tensor, the fused core.
+        apply_wrap: ``apply_wrap(physics, options)``: the apply tiles' halos wrap around the image (see
+            :class:`StatsPass`).
+        exact: ``apply`` reproduces the whole-image result (up to floating point) when the halo covers the method's
+            footprint; ``False`` for solvers whose tiles only approximate the whole-image solution.
+        working_set: peak bytes per HR pixel per HSI band of one ``apply`` (measured; the engine sizes chunks
+            from it and a memory budget).
+    """
+
+    passes: tuple[StatsPass, ...]
+    apply_halo: Callable[[int, Any, Any], int]
+    apply: Callable[[Tile, Any, Any, State], torch.Tensor]
+    exact: bool = True
+    working_set: float = 64.0
+    apply_wrap: Callable[[Any, Any], bool] = lambda physics, options: False
+
+
+def combine(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, how: Literal["sum", "max"] = "sum"
+            ) -> State | None:
+    """The key-wise sum (or maximum) of two partial dicts (``None`` is the empty one)."""
+    if a is None:
+        return None if b is None else dict(b)
+    if b is None:
+        return dict(a)
+    if set(a) != set(b):
+        raise ValueError(f"partials with different keys: {sorted(a)} vs {sorted(b)}")
+    if how == "max":
+        return {k: torch.maximum(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a}
+    return {k: a[k] + b[k] for k in a}
+
+
+def core_of(tile: Tile, hr: torch.Tensor) -> torch.Tensor:
+    """The core of an HR-sized tile result (alias of :meth:`Tile.hr_core`)."""
+    return tile.hr_core(hr)
