@@ -5,22 +5,33 @@ returning a :class:`Cube` and a writer taking one; :func:`read_cube` / :func:`wr
 the path. :data:`FORMATS` lists them with what each keeps. Every write is atomic (:mod:`hsfuse.io.atomic`):
 an existing output is refused unless ``overwrite=True`` and is never left half-written.
 
+Scenes larger than memory: :func:`open_lazy` (:mod:`hsfuse.io.lazy`) opens the same files, plus zarr stores,
+NetCDF and HDF5, as an xarray ``DataArray`` ``(band, y, x)`` backed by dask, read chunk by chunk when computed;
+:func:`cube_to_dataarray` / :func:`dataarray_to_cube` convert between the two models and :func:`write_zarr`
+writes a DataArray. Column "lazy" says whether :func:`open_lazy` reads the file without loading it ("memory":
+it is read whole by :func:`read_cube` and wrapped).
+
 Dispatch by path (``format=`` overrides it):
 
-==================  =========  ==================================================================
-path                format     notes
-==================  =========  ==================================================================
-``*.mat``           mat        v5/v7 (scipy) and v7.3 (HDF5); ``variable=``, ``layout=``
-``*.hdr``/``*.img`` envi       header + raw data file
-``*.tif/.tiff``     geotiff    every TIFF goes through rasterio/GDAL, georeferenced or not (a plain RGB
-                               TIFF is a 3-band cube); :func:`~hsfuse.io.rgb.read_image` is the
-                               tifffile alternative
-``*.npy``           npy        array only; ``layout=``
-``*.npz``           npz        cube + metadata keys; ``variable=``, ``layout=``
-folder              cave       one 16-bit PNG per band (for writing: an existing folder or a path with
-                               no suffix)
-``*.png/.jpg/...``  image      colour / grey images, 1-4 bands
-==================  =========  ==================================================================
+==================  =========  ======  ==============================================================
+path                format     lazy    notes
+==================  =========  ======  ==============================================================
+``*.mat``           mat        v7.3    v5/v7 (scipy) and v7.3 (HDF5); ``variable=``, ``layout=``; v5 is
+                                       read whole by :func:`open_lazy` (scipy reads whole variables)
+``*.hdr``/``*.img`` envi       yes     header + raw data file (memory-mapped by :func:`open_lazy`)
+``*.tif/.tiff``     geotiff    yes     every TIFF goes through rasterio/GDAL, georeferenced or not (a plain
+                                       RGB TIFF is a 3-band cube); :func:`~hsfuse.io.rgb.read_image` is
+                                       the tifffile alternative; :func:`open_lazy` uses rioxarray
+``*.npy``           npy        yes     array only; ``layout=``
+``*.npz``           npz        memory  cube + metadata keys; ``variable=``, ``layout=``
+folder              cave       memory  one 16-bit PNG per band (for writing: an existing folder or a path
+                                       with no suffix)
+``*.png/.jpg/...``  image      memory  colour / grey images, 1-4 bands
+``*.zarr``          --         yes     :func:`open_lazy` / :func:`write_zarr` only (xarray store or bare
+                                       zarr array)
+``*.nc``            --         yes     :func:`open_lazy` only (NetCDF; ``variable=``)
+``*.h5/.hdf5``      --         yes     :func:`open_lazy` only (HDF5 dataset; ``variable=``, ``layout=``)
+==================  =========  ======  ==============================================================
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ from .atomic import atomic_output, atomic_output_dir, atomic_outputs, check_outp
 from .cave import CAVE_WAVELENGTHS_NM, read_cave, write_cave
 from .envi import read_envi, write_envi
 from .geotiff import read_geotiff, write_geotiff
+from .lazy import LAZY_SUFFIXES, cube_to_dataarray, dataarray_to_cube, open_lazy, write_zarr
 from .mat import read_mat, write_mat
 from .numpy_io import read_npy, read_npz, write_npy, write_npz
 from .rgb import read_image, write_png
@@ -70,6 +82,11 @@ __all__ = [
     "write_png",
     "CAVE_WAVELENGTHS_NM",
     "LAYOUTS",
+    "open_lazy",
+    "cube_to_dataarray",
+    "dataarray_to_cube",
+    "write_zarr",
+    "LAZY_SUFFIXES",
 ]
 
 

@@ -116,6 +116,41 @@ def check_layout(layout: str) -> None:
         raise InputError(f"layout must be one of {LAYOUTS} ('hwb' = H x W x B, 'bhw' = B x H x W), got {layout!r}")
 
 
+def resolve_layout(shape: tuple[int, ...], layout: str, *, n_wavelengths: int | None, what: str) -> str:
+    """The layout (``"hwb"`` or ``"bhw"``) of a 3-D array of ``shape``; the rule of :func:`orient`.
+
+    Needs only the shape, so lazy readers decide without touching the data.
+    """
+    check_layout(layout)
+    if len(shape) != 3:
+        raise FileFormatError(f"{what} has shape {shape_str(tuple(shape))}; expected a 3-D cube")
+    if layout != "auto":
+        return layout
+    a0, a1, a2 = (int(s) for s in shape)
+    confirmed = False
+    if n_wavelengths is not None and a2 == n_wavelengths:
+        layout, confirmed = "hwb", True
+    elif n_wavelengths is not None and a0 == n_wavelengths:
+        layout, confirmed = "bhw", True
+    elif a0 == a1 and a2 != a0:
+        layout, confirmed = "hwb", True
+    elif a1 == a2 and a0 != a1:
+        layout, confirmed = "bhw", True
+    elif 4 * a0 < a1 and 4 * a0 < a2 and not (4 * a2 < a0 and 4 * a2 < a1):
+        layout = "bhw"
+    else:
+        layout = "hwb"
+    if not confirmed:
+        band, spatial = (a2, (a0, a1)) if layout == "hwb" else (a0, (a1, a2))
+        if band > max(spatial):
+            raise FileFormatError(
+                f"{what} has shape {shape_str(tuple(shape))}: cannot tell which axis holds the bands (taking the "
+                f"last would give {band} bands on a {spatial[0]}x{spatial[1]} image); pass layout='hwb' "
+                "(H x W x B) or layout='bhw' (B x H x W), or give wavelengths"
+            )
+    return layout
+
+
 def orient(arr: np.ndarray, layout: str, *, n_wavelengths: int | None, what: str) -> tuple[np.ndarray, str]:
     """Return ``(H x W x B view, layout used)`` of a 3-D array.
 
@@ -124,33 +159,9 @@ def orient(arr: np.ndarray, layout: str, *, n_wavelengths: int | None, what: str
     (a square image, the first differing), or it is below a quarter of both others while the last is not;
     else ``"hwb"`` (the MATLAB / NumPy usual). ``"auto"`` refuses (asking for ``layout=``) when its band axis
     would be longer than both spatial axes with nothing (wavelength count, square image) confirming it.
+    The decision is :func:`resolve_layout`'s.
     """
-    check_layout(layout)
-    if arr.ndim != 3:
-        raise FileFormatError(f"{what} has shape {shape_str(arr.shape)}; expected a 3-D cube")
-    a0, a1, a2 = arr.shape
-    if layout == "auto":
-        confirmed = False
-        if n_wavelengths is not None and a2 == n_wavelengths:
-            layout, confirmed = "hwb", True
-        elif n_wavelengths is not None and a0 == n_wavelengths:
-            layout, confirmed = "bhw", True
-        elif a0 == a1 and a2 != a0:
-            layout, confirmed = "hwb", True
-        elif a1 == a2 and a0 != a1:
-            layout, confirmed = "bhw", True
-        elif 4 * a0 < a1 and 4 * a0 < a2 and not (4 * a2 < a0 and 4 * a2 < a1):
-            layout = "bhw"
-        else:
-            layout = "hwb"
-        if not confirmed:
-            band, spatial = (a2, (a0, a1)) if layout == "hwb" else (a0, (a1, a2))
-            if band > max(spatial):
-                raise FileFormatError(
-                    f"{what} has shape {shape_str(arr.shape)}: cannot tell which axis holds the bands (taking the "
-                    f"last would give {band} bands on a {spatial[0]}x{spatial[1]} image); pass layout='hwb' "
-                    "(H x W x B) or layout='bhw' (B x H x W), or give wavelengths"
-                )
+    layout = resolve_layout(arr.shape, layout, n_wavelengths=n_wavelengths, what=what)
     out = arr if layout == "hwb" else np.moveaxis(arr, 0, 2)
     return out, layout
 
@@ -178,26 +189,22 @@ def check_data(data: np.ndarray, what: str) -> np.ndarray:
     return native(data)
 
 
-def make_cube(
-    data: np.ndarray,
+def clean_band_metadata(
+    bands: int,
     *,
     what: str,
-    wavelengths: np.ndarray | None = None,
-    fwhm: np.ndarray | None = None,
-    geo: GeoInfo | None = None,
-    nodata: float | None = None,
-    units: str | None = None,
+    wavelengths: Any = None,
+    fwhm: Any = None,
     band_names: list[str] | None = None,
     attrs: dict[str, Any] | None = None,
-) -> Cube:
-    """Build a :class:`Cube` from what a reader found, never failing on metadata the Cube cannot hold.
+) -> tuple[np.ndarray | None, np.ndarray | None, list[str] | None, dict[str, Any]]:
+    """``(wavelengths, fwhm, band_names, attrs)`` a :class:`Cube` of ``bands`` bands can hold.
 
     Wavelengths that are not strictly increasing, or FWHM/band names of the wrong count, go to ``attrs``
-    (``*_unusable``) with a warning, so a valid file still reads.
+    (``*_unusable``) with a warning, so a valid file still reads. The rule of :func:`make_cube`, also used by
+    the lazy opener, which has no data array to build a cube from.
     """
     attrs = dict(attrs or {})
-    data = check_data(data, what)
-    bands = data.shape[2] if data.ndim == 3 else 1
     if wavelengths is not None:
         wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
         bad = wl.shape[0] != bands or not np.all(np.isfinite(wl)) or (bands > 1 and np.any(np.diff(wl) <= 0))
@@ -216,6 +223,31 @@ def make_cube(
     if fwhm is not None and not np.all(np.isfinite(np.asarray(fwhm, dtype=np.float64))):
         attrs["fwhm_unusable"] = list(np.asarray(fwhm).tolist())
         fwhm = None
+    return wavelengths, fwhm, band_names, attrs
+
+
+def make_cube(
+    data: np.ndarray,
+    *,
+    what: str,
+    wavelengths: np.ndarray | None = None,
+    fwhm: np.ndarray | None = None,
+    geo: GeoInfo | None = None,
+    nodata: float | None = None,
+    units: str | None = None,
+    band_names: list[str] | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Cube:
+    """Build a :class:`Cube` from what a reader found, never failing on metadata the Cube cannot hold.
+
+    Wavelengths that are not strictly increasing, or FWHM/band names of the wrong count, go to ``attrs``
+    (``*_unusable``) with a warning, so a valid file still reads.
+    """
+    data = check_data(data, what)
+    bands = data.shape[2] if data.ndim == 3 else 1
+    wavelengths, fwhm, band_names, attrs = clean_band_metadata(
+        bands, what=what, wavelengths=wavelengths, fwhm=fwhm, band_names=band_names, attrs=attrs
+    )
     return Cube(
         data,
         wavelengths=wavelengths,

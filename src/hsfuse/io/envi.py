@@ -34,7 +34,9 @@ from ..types import Cube, GeoInfo
 from ._common import import_optional, make_cube, nm_factor, reading, require_file
 from .atomic import atomic_outputs
 
-__all__ = ["read_envi", "write_envi", "parse_map_info", "format_map_info", "Interleave"]
+__all__ = [
+    "read_envi", "write_envi", "parse_map_info", "format_map_info", "open_envi_image", "header_fields", "Interleave",
+]
 
 Interleave = Literal["bsq", "bil", "bip"]
 _DATA_SUFFIXES = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".hyspex", ".sli")
@@ -167,17 +169,11 @@ def format_map_info(geo: GeoInfo) -> tuple[list[str] | None, str | None]:
     return fields, wkt
 
 
-def read_envi(path: str | os.PathLike[str]) -> Cube:
-    """Read an ENVI image (give the ``.hdr`` or the data file).
+def open_envi_image(path: str | os.PathLike[str]) -> tuple[Path, Any]:
+    """``(header path, spectral image)`` of an ENVI file, checked: an image (not a library), data file complete.
 
-    Returns:
-        :class:`Cube` ``(H, W, B)`` = (lines, samples, bands) in the file's dtype (native byte order), with
-        wavelengths/fwhm in nm, band names, nodata, units and georeferencing as described in the module
-        docstring; ``attrs``: ``source``, ``format="envi"``, ``interleave``, plus ``description``,
-        ``reflectance_scale_factor``, ``sensor_type``, ``envi_map_info`` when present.
-
-    Raises:
-        FileFormatError: missing header or data file, unparsable header, truncated data file, spectral library.
+    The image's ``open_memmap`` maps the data without reading it; :func:`read_envi` copies it, the lazy
+    opener (:func:`hsfuse.io.lazy.open_lazy`) reads it a window at a time.
     """
     p = require_file(path)
     hdr = _find_header(p)
@@ -195,10 +191,17 @@ def read_envi(path: str | os.PathLike[str]) -> Cube:
                 f"ENVI data file {img.filename} is truncated: the header ({hdr}) describes {expected} bytes, the file "
                 f"has {actual}"
             )
-        mm = img.open_memmap(interleave="bip", writable=False)
-        data = np.array(mm)
-        del mm
-        md = dict(img.metadata)
+    return hdr, img
+
+
+def header_fields(metadata: dict[str, Any], hdr: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(Cube fields, attrs)`` from a parsed ENVI header (spectral's ``metadata``): the module docstring's rules.
+
+    Fields: ``wavelengths``/``fwhm`` (nm), ``band_names``, ``nodata``, ``units``, ``geo``; attrs: ``source``,
+    ``format="envi"``, ``interleave``, and ``description``, ``reflectance_scale_factor``, ``sensor_type``,
+    ``envi_map_info``, notes when present.
+    """
+    md = dict(metadata)
     attrs: dict[str, Any] = {"source": str(hdr), "format": "envi", "interleave": str(md.get("interleave", ""))}
     for key in ("description", "reflectance scale factor", "sensor type"):
         if key in md:
@@ -231,6 +234,28 @@ def read_envi(path: str | os.PathLike[str]) -> Cube:
             if note:
                 attrs["geo_note"] = note
             fields["geo"] = geo
+    return fields, attrs
+
+
+def read_envi(path: str | os.PathLike[str]) -> Cube:
+    """Read an ENVI image (give the ``.hdr`` or the data file).
+
+    Returns:
+        :class:`Cube` ``(H, W, B)`` = (lines, samples, bands) in the file's dtype (native byte order), with
+        wavelengths/fwhm in nm, band names, nodata, units and georeferencing as described in the module
+        docstring; ``attrs``: ``source``, ``format="envi"``, ``interleave``, plus ``description``,
+        ``reflectance_scale_factor``, ``sensor_type``, ``envi_map_info`` when present.
+
+    Raises:
+        FileFormatError: missing header or data file, unparsable header, truncated data file, spectral library.
+    """
+    hdr, img = open_envi_image(path)
+    with reading(hdr, "ENVI"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm = img.open_memmap(interleave="bip", writable=False)
+        data = np.array(mm)
+        del mm
+    fields, attrs = header_fields(img.metadata, hdr)
     return make_cube(data, what=str(hdr), attrs=attrs, **fields)
 
 

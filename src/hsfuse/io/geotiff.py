@@ -28,7 +28,7 @@ from ..types import Cube, GeoInfo
 from ._common import import_optional, make_cube, nm_factor, reading, require_file
 from .atomic import atomic_output
 
-__all__ = ["read_geotiff", "write_geotiff"]
+__all__ = ["read_geotiff", "write_geotiff", "dataset_fields"]
 
 _COLOR_NAMES = {"red": "R", "green": "G", "blue": "B", "alpha": "A"}
 
@@ -106,41 +106,49 @@ def read_geotiff(path: str | os.PathLike[str]) -> Cube:
     rasterio = _rasterio()
     from rasterio.errors import NotGeoreferencedWarning
 
-    attrs: dict[str, Any] = {"source": str(p), "format": "geotiff"}
     with reading(p, "TIFF (rasterio/GDAL)"), warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(str(p)) as src:
-            attrs["driver"] = src.driver
-            if src.count == 0:
-                raise FileFormatError(f"{p} has no raster bands")
+            fields = dataset_fields(src, p)
             data = np.moveaxis(src.read(), 0, 2)
-            crs = src.crs.to_string() if src.crs else None
-            transform = tuple(src.transform)[:6]
-            identity = transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-            geo = None if crs is None and identity else GeoInfo(crs=crs, transform=None if identity else transform)
-            nodata = src.nodata
-            descriptions = list(src.descriptions)
-            if all(descriptions):
-                band_names = [str(d) for d in descriptions]
-            else:
-                interp = [_COLOR_NAMES.get(ci.name) for ci in src.colorinterp]
-                band_names = interp if interp[:3] == ["R", "G", "B"] and all(interp) else None  # type: ignore[assignment]
-            units_set = {u for u in src.units}
-            units = units_set.pop() if len(units_set) == 1 and None not in units_set and "" not in units_set else None
-            wavelengths, fwhm = _wavelengths(src, attrs)
-            if src.gcps[0]:
-                attrs["gcps"] = len(src.gcps[0])
-    return make_cube(
-        data,
-        what=str(p),
-        wavelengths=wavelengths,
-        fwhm=fwhm,
-        geo=geo,
-        nodata=None if nodata is None else float(nodata),
-        units=units,
-        band_names=band_names,
-        attrs=attrs,
-    )
+    return make_cube(data, what=str(p), **fields)
+
+
+def dataset_fields(src: Any, path: Path) -> dict[str, Any]:
+    """The :class:`Cube` fields (all but ``data``) of an open rasterio dataset: the module docstring's rules.
+
+    Keys: ``wavelengths``, ``fwhm``, ``geo``, ``nodata``, ``units``, ``band_names``, ``attrs`` (``source``,
+    ``format="geotiff"``, ``driver``, notes, ``gcps``). Shared by :func:`read_geotiff` and the lazy opener
+    (:func:`hsfuse.io.lazy.open_lazy`), which reads the pixels through rioxarray.
+    """
+    attrs: dict[str, Any] = {"source": str(path), "format": "geotiff", "driver": src.driver}
+    if src.count == 0:
+        raise FileFormatError(f"{path} has no raster bands")
+    crs = src.crs.to_string() if src.crs else None
+    transform = tuple(src.transform)[:6]
+    identity = transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    geo = None if crs is None and identity else GeoInfo(crs=crs, transform=None if identity else transform)
+    nodata = src.nodata
+    descriptions = list(src.descriptions)
+    if all(descriptions):
+        band_names = [str(d) for d in descriptions]
+    else:
+        interp = [_COLOR_NAMES.get(ci.name) for ci in src.colorinterp]
+        band_names = interp if interp[:3] == ["R", "G", "B"] and all(interp) else None  # type: ignore[assignment]
+    units_set = {u for u in src.units}
+    units = units_set.pop() if len(units_set) == 1 and None not in units_set and "" not in units_set else None
+    wavelengths, fwhm = _wavelengths(src, attrs)
+    if src.gcps[0]:
+        attrs["gcps"] = len(src.gcps[0])
+    return {
+        "wavelengths": wavelengths,
+        "fwhm": fwhm,
+        "geo": geo,
+        "nodata": None if nodata is None else float(nodata),
+        "units": units,
+        "band_names": band_names,
+        "attrs": attrs,
+    }
 
 
 def write_geotiff(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,13 +41,14 @@ from ._common import (
     nm_factor,
     orient,
     reading,
+    resolve_layout,
     require_file,
     shape_str,
     wavelength_name_unit,
 )
 from .atomic import atomic_output
 
-__all__ = ["read_mat", "write_mat", "MatVersion"]
+__all__ = ["read_mat", "write_mat", "inspect_mat", "MatCubeInfo", "MatVersion"]
 
 MatVersion = Literal["5", "7.3"]
 _NUMERIC_CLASSES = {
@@ -157,6 +159,143 @@ def _load(path: Path, names: list[str], hdf5: bool) -> dict[str, np.ndarray]:
     return {n: np.asarray(loaded[n]) for n in names if n in loaded}
 
 
+@dataclass(frozen=True)
+class MatCubeInfo:
+    """What :func:`inspect_mat` found: everything :func:`read_mat` decides before it loads the cube.
+
+    ``shape`` is the variable's shape in MATLAB's index order (an HDF5 dataset of a v7.3 file has it reversed);
+    ``layout`` is resolved (``"hwb"`` or ``"bhw"``); ``attrs`` are the cube's provenance attributes.
+    """
+
+    path: Path
+    hdf5: bool
+    name: str
+    shape: tuple[int, ...]
+    layout: str
+    wavelengths: np.ndarray | None
+    fwhm: np.ndarray | None
+    attrs: dict[str, Any]
+
+    @property
+    def what(self) -> str:
+        return f"{self.path} variable {self.name!r}"
+
+
+def _check_cube_shape(shape: tuple[int, ...], what: str) -> None:
+    if 0 in shape:
+        raise InputError(f"{what} is empty (shape {shape_str(shape)}): nothing to read")
+    if len(shape) == 2:
+        raise FileFormatError(
+            f"{what} is 2-D ({shape_str(shape)}), not a cube; if it is a bands x pixels matrix (Zhu's "
+            "unmixing format) reshape it: np.reshape(Y.T, (n_rows, n_cols, n_bands), order='F')"
+        )
+    if len(shape) != 3:
+        raise FileFormatError(f"{what} has shape {shape_str(shape)}; expected a 3-D cube")
+
+
+def inspect_mat(
+    path: str | os.PathLike[str],
+    *,
+    variable: str | None = None,
+    layout: Layout = "auto",
+    wavelengths: Any = None,
+) -> MatCubeInfo:
+    """Choose the cube variable of a ``.mat`` file and read its band metadata, without loading the cube.
+
+    The rules of :func:`read_mat` (variable choice, wavelength/FWHM variables, layout); only the small band
+    vectors are loaded. Used by :func:`read_mat` and by the lazy opener (:func:`hsfuse.io.lazy.open_lazy`).
+
+    Raises:
+        FileFormatError / InputError: as :func:`read_mat`, except for the dtype check, which needs the data.
+    """
+    return _resolve(_inspect(path, variable=variable, layout=layout, wavelengths=wavelengths))
+
+
+@dataclass
+class _Found:
+    path: Path
+    hdf5: bool
+    name: str
+    shape: tuple[int, ...]
+    layout: str
+    wavelengths: np.ndarray | None
+    user: bool
+    wl_factor: float
+    fwhm_raw: np.ndarray | None
+    fwhm_unit: str | None
+    attrs: dict[str, Any]
+
+
+def _inspect(path: str | os.PathLike[str], *, variable: str | None, layout: str, wavelengths: Any) -> _Found:
+    p = require_file(path)
+    check_layout(layout)
+    hdf5 = _is_hdf5(p)
+    fmt = "MATLAB v7.3 (HDF5)" if hdf5 else "MATLAB v5/v7 .mat"
+    with reading(p, fmt):
+        if not hdf5 and _header(p).startswith(b"MATLAB 7.3"):
+            raise FileFormatError(f"{p} says it is a MATLAB v7.3 file but its HDF5 part is unreadable (truncated?)")
+        if hdf5:
+            import h5py
+
+            with h5py.File(str(p), "r") as f:
+                variables = _list_v73(f)
+        else:
+            variables = _list_v5(p)
+        name = _choose(variables, variable, p)
+        shape, cls = variables[name]
+        if cls not in _NUMERIC_CLASSES:
+            kind = "empty" if 0 in shape else f"of MATLAB class '{cls}'"
+            raise (InputError if 0 in shape else FileFormatError)(
+                f"{p}: variable {name!r} is {kind}, not a numeric image cube"
+            )
+        wl_name = _find_vector(variables, wavelength_name_unit) if wavelengths is None else None
+        fw_name = _find_vector(variables, fwhm_name_unit)
+        loaded = _load(p, [n for n in (wl_name, fw_name) if n is not None], hdf5)
+    what = f"{p} variable {name!r}"
+    _check_cube_shape(shape, what)
+    attrs: dict[str, Any] = {"source": str(p), "format": "mat-v7.3" if hdf5 else "mat-v5", "variable": name}
+    wl: np.ndarray | None = None
+    wl_factor = 1.0
+    user = wavelengths is not None
+    if user:
+        wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    elif wl_name is not None:
+        raw = np.asarray(loaded[wl_name], dtype=np.float64).reshape(-1)
+        factor, note = nm_factor(raw, wavelength_name_unit(wl_name))
+        if factor is not None:
+            wl, wl_factor = raw * factor, factor
+        attrs["wavelength_variable"] = wl_name
+        if note:
+            attrs["wavelength_note"] = note
+    fwhm_raw, fwhm_unit = None, None
+    if fw_name is not None:
+        fwhm_raw = np.asarray(loaded[fw_name], dtype=np.float64).reshape(-1)
+        fwhm_unit = fwhm_name_unit(fw_name)
+        attrs["fwhm_variable"] = fw_name
+    return _Found(p, hdf5, name, tuple(shape), layout, wl, user, wl_factor, fwhm_raw, fwhm_unit, attrs)
+
+
+def _resolve(found: _Found) -> MatCubeInfo:
+    """Decide the layout and match the wavelengths to the bands (after the data checks, as they are reported first)."""
+    shape, wl, attrs = found.shape, found.wavelengths, dict(found.attrs)
+    what = f"{found.path} variable {found.name!r}"
+    n_wl = wl.shape[0] if wl is not None and wl.shape[0] in (shape[0], shape[2]) else None
+    if found.user and n_wl is None and found.layout == "auto":
+        raise InputError(
+            f"{wl.shape[0]} wavelengths given but {what} has shape {shape_str(shape)}: "  # type: ignore[union-attr]
+            "no axis of that length; give one wavelength per band"
+        )
+    used = resolve_layout(shape, found.layout, n_wavelengths=n_wl, what=what)
+    attrs["layout"] = used
+    bands = shape[2] if used == "hwb" else shape[0]
+    wl = check_wavelength_count(wl, bands, user=found.user, what=what, attrs=attrs)
+    fwhm = None
+    if found.fwhm_raw is not None:
+        unit = found.fwhm_unit
+        fwhm = found.fwhm_raw * (1.0 if unit == "nm" else 1e3 if unit == "um" else found.wl_factor)
+    return MatCubeInfo(found.path, found.hdf5, found.name, shape, used, wl, fwhm, attrs)
+
+
 def read_mat(
     path: str | os.PathLike[str],
     *,
@@ -185,76 +324,18 @@ def read_mat(
         >>> cube.shape  # doctest: +SKIP
         (140, 80, 103)
     """
-    p = require_file(path)
-    check_layout(layout)
-    hdf5 = _is_hdf5(p)
-    fmt = "MATLAB v7.3 (HDF5)" if hdf5 else "MATLAB v5/v7 .mat"
-    with reading(p, fmt):
-        if not hdf5 and _header(p).startswith(b"MATLAB 7.3"):
-            raise FileFormatError(f"{p} says it is a MATLAB v7.3 file but its HDF5 part is unreadable (truncated?)")
-        if hdf5:
-            import h5py
-
-            with h5py.File(str(p), "r") as f:
-                variables = _list_v73(f)
-        else:
-            variables = _list_v5(p)
-        name = _choose(variables, variable, p)
-        shape, cls = variables[name]
-        if cls not in _NUMERIC_CLASSES:
-            kind = "empty" if 0 in shape else f"of MATLAB class '{cls}'"
-            raise (InputError if 0 in shape else FileFormatError)(
-                f"{p}: variable {name!r} is {kind}, not a numeric image cube"
-            )
-        wl_name = _find_vector(variables, wavelength_name_unit) if wavelengths is None else None
-        fw_name = _find_vector(variables, fwhm_name_unit)
-        loaded = _load(p, [n for n in (name, wl_name, fw_name) if n is not None], hdf5)
-    what = f"{p} variable {name!r}"
-    data = loaded[name]
+    found = _inspect(path, variable=variable, layout=layout, wavelengths=wavelengths)
+    p, what = found.path, f"{found.path} variable {found.name!r}"
+    with reading(p, "MATLAB v7.3 (HDF5)" if found.hdf5 else "MATLAB v5/v7 .mat"):
+        data = _load(p, [found.name], found.hdf5)[found.name]
     if data.size == 0:
         raise InputError(f"{what} is empty (shape {shape_str(data.shape)}): nothing to read")
     if not is_real_numeric(data):
         raise FileFormatError(f"{what} has dtype {data.dtype}; expected real numbers (complex/char/logical are not cubes)")
-    if data.ndim == 2:
-        raise FileFormatError(
-            f"{what} is 2-D ({shape_str(data.shape)}), not a cube; if it is a bands x pixels matrix (Zhu's "
-            "unmixing format) reshape it: np.reshape(Y.T, (n_rows, n_cols, n_bands), order='F')"
-        )
-    if data.ndim != 3:
-        raise FileFormatError(f"{what} has shape {shape_str(data.shape)}; expected a 3-D cube")
-    attrs: dict[str, Any] = {"source": str(p), "format": "mat-v7.3" if hdf5 else "mat-v5", "variable": name}
-
-    wl: np.ndarray | None = None
-    wl_unit_factor = 1.0
-    user = wavelengths is not None
-    if user:
-        wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
-    elif wl_name is not None:
-        raw = np.asarray(loaded[wl_name], dtype=np.float64).reshape(-1)
-        factor, note = nm_factor(raw, wavelength_name_unit(wl_name))
-        if factor is not None:
-            wl, wl_unit_factor = raw * factor, factor
-        attrs["wavelength_variable"] = wl_name
-        if note:
-            attrs["wavelength_note"] = note
-    n_wl = wl.shape[0] if wl is not None and wl.shape[0] in (data.shape[0], data.shape[2]) else None
-    if user and n_wl is None and layout == "auto":
-        raise InputError(
-            f"{wl.shape[0]} wavelengths given but {what} has shape {shape_str(data.shape)}: "  # type: ignore[union-attr]
-            "no axis of that length; give one wavelength per band"
-        )
-    cube_data, used = orient(native(data), layout, n_wavelengths=n_wl, what=what)
-    attrs["layout"] = used
-    wl = check_wavelength_count(wl, cube_data.shape[2], user=user, what=what, attrs=attrs)
-
-    fwhm = None
-    if fw_name is not None:
-        raw = np.asarray(loaded[fw_name], dtype=np.float64).reshape(-1)
-        unit = fwhm_name_unit(fw_name)
-        factor = 1.0 if unit == "nm" else 1e3 if unit == "um" else wl_unit_factor
-        fwhm = raw * factor
-        attrs["fwhm_variable"] = fw_name
-    return make_cube(cube_data, what=what, wavelengths=wl, fwhm=fwhm, attrs=attrs)
+    _check_cube_shape(tuple(data.shape), what)
+    info = _resolve(found)
+    cube_data, _ = orient(native(data), info.layout, n_wavelengths=None, what=what)
+    return make_cube(cube_data, what=what, wavelengths=info.wavelengths, fwhm=info.fwhm, attrs=dict(info.attrs))
 
 
 # ---------------------------------------------------------------------------------------------- writing
