@@ -10,9 +10,9 @@ __all__ = ["register"]
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..io import describe, read_cube
+    from ..io.lazy import describe_file
 
-    print(describe(read_cube(args.file, variable=args.variable, layout=args.layout)))
+    print(describe_file(args.file, variable=args.variable, layout=args.layout))
     return 0
 
 

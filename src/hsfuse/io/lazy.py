@@ -90,7 +90,8 @@ from .atomic import atomic_output_dir, check_output_path
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["open_lazy", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "LAZY_SUFFIXES", "DEFAULT_CHUNK"]
+__all__ = ["open_lazy", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "describe_lazy", "describe_file",
+           "LAZY_SUFFIXES", "DEFAULT_CHUNK"]
 
 #: Chunk side (pixels) for files without natural blocks, and the least side natural blocks are grouped to.
 DEFAULT_CHUNK = 512
@@ -1183,3 +1184,41 @@ def write_zarr(da: xarray.DataArray, path: str | os.PathLike[str], *, overwrite:
             raise InputError(f"cannot write {p} as zarr: {exc}") from exc
     return target
 
+
+
+def describe_lazy(da: Any, *, max_values: int = 2_000_000) -> str:
+    """:func:`hsfuse.io.describe` of a (possibly huge) DataArray without loading it: metadata from the array, value
+    statistics from every ``step``-th row and column (``step`` chosen so at most ``max_values`` values are read)."""
+    import math
+
+    from . import describe
+
+    bands, height, width = (int(n) for n in da.shape)
+    step = max(1, math.ceil(math.sqrt(bands * height * width / max_values)))
+    meta = dataarray_to_cube(da[:, :1, :1])
+    sample = np.moveaxis(np.asarray(da[:, ::step, ::step].values), 0, 2)
+    lines = describe(meta.replace(data=sample)).splitlines()
+    lines[0] = f"shape:        {height} x {width} x {bands} (H x W x B)"
+    chunks = getattr(da, "chunks", None)
+    if chunks:
+        lines.insert(2, f"chunks:       {chunks[1][0]} x {chunks[2][0]} pixels x {chunks[0][0]} bands (read lazily)")
+    if step > 1:
+        lines = [line.replace(" pixels", f" sampled pixels (every {step}th row and column)", 1)
+                 if line.startswith("values:") else line for line in lines]
+    return "\n".join(lines)
+
+
+#: formats only the lazy reader opens, and the file size above which ``describe_file`` reads lazily
+LAZY_ONLY = (".zarr", ".nc", ".nc4", ".cdf", ".h5", ".hdf5", ".he5")
+LAZY_ABOVE_BYTES = 512 * 2**20
+
+
+def describe_file(path: str | os.PathLike[str], *, variable: str | None = None, layout: str = "auto") -> str:
+    """``hsfuse info``: the summary of any readable file; large files and lazy-only formats are not loaded whole."""
+    from . import describe, read_cube
+
+    p = Path(path)
+    size = p.stat().st_size if p.is_file() else 0
+    if p.suffix.lower() in LAZY_ONLY or size > LAZY_ABOVE_BYTES:
+        return describe_lazy(open_lazy(p, variable=variable, layout=layout))
+    return describe(read_cube(p, variable=variable, layout=layout))

@@ -95,7 +95,9 @@ class PartialOutput:
         import xarray as xr
 
         ds = xr.Dataset({DATA_VARIABLE: template})
-        encoding = {DATA_VARIABLE: {"chunks": chunks, "compressors": None}}
+        # keep the template's own encoding (rioxarray's grid_mapping link to spatial_ref lives there)
+        encoding = {DATA_VARIABLE: {**{k: v for k, v in template.encoding.items() if k == "grid_mapping"},
+                                    "chunks": chunks, "compressors": None, "_FillValue": None}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds.to_zarr(self.store, mode="w", compute=False, encoding=encoding, consolidated=False)
@@ -192,7 +194,7 @@ def write_geotiff_from_zarr(store: str | os.PathLike[str], path: str | os.PathLi
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
-    ds = xr.open_zarr(str(store), consolidated=False)
+    ds = xr.open_zarr(str(store), consolidated=False, decode_coords="all")
     if DATA_VARIABLE not in ds:
         raise FileFormatError(f"{store} holds no '{DATA_VARIABLE}' array")
     da = ds[DATA_VARIABLE]

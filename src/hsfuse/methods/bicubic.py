@@ -57,4 +57,4 @@ def _apply(tile: Tile, physics: FusionObservation, options: BicubicOptions, stat
 
 #: chunked plan: local and exact (a ``circular`` border takes the halo from the opposite side of the image)
 BICUBIC_CHUNKED = Chunked(passes=(), apply_halo=lambda r, physics, options: CUBIC_HALO, apply=_apply, exact=True,
-                          working_set=16.0, apply_wrap=lambda physics, options: options.boundary == "circular")
+                          working_set=12.0, apply_wrap=lambda physics, options: options.boundary == "circular")

@@ -257,5 +257,5 @@ GSA_CHUNKED = Chunked(
                       wrap=lambda physics, options: physics.spatial.boundary == "circular"),
             StatsPass(halo=lambda r, physics, options: CUBIC_HALO, partial=_pass2, finish=_finish2,
                       wrap=lambda physics, options: options.boundary == "circular")),
-    apply_halo=lambda r, physics, options: CUBIC_HALO, apply=_apply, exact=True, working_set=40.0,
+    apply_halo=lambda r, physics, options: CUBIC_HALO, apply=_apply, exact=True, working_set=48.0,
     apply_wrap=lambda physics, options: options.boundary == "circular")

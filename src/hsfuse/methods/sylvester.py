@@ -411,5 +411,5 @@ def _fuse_apply(tile: Any, physics: FusionObservation, options: FuseOptions, sta
 
 #: chunked plan: the subspace streamed exactly, then overlap-and-discard tiles of the FFT solve (not exact)
 FUSE_CHUNKED = Chunked(passes=(StatsPass(halo=lambda r, physics, options: 0, partial=_fuse_pass, finish=_fuse_finish),),
-                       apply_halo=_fuse_halo, apply=_fuse_apply, exact=False, working_set=48.0,
+                       apply_halo=_fuse_halo, apply=_fuse_apply, exact=False, working_set=8.0,
                        apply_wrap=lambda physics, options: True)  # the model is periodic: so are border tiles
