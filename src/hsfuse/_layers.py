@@ -7,7 +7,8 @@ README point here. Reading from the bottom:
   (the progress-callback protocol), ``types`` (``Cube``, ``FusionMeasurement``), ``io`` (one reader/writer per
   format, atomic writes);
 * 1, **physics**: the observation model as operators (PSF/decimation, SRF, noise), the SRF library, and the
-  specs that build them from strings, files or arrays (``physics.specs``);
+  specs that build them from strings, files or arrays (``physics.specs``); **geo**: grids of real pairs, the fused
+  grid, lazy warping;
 * 2, **metrics**: reference and no-reference quality indices and their presets;
 * 3, **models**: the networks (``models.catalog`` names them), checkpoints, tiled inference;
 * 3.5, **methods** (every fusion method; ``methods.registry`` is *the* catalogue of methods, including the
@@ -28,7 +29,7 @@ __all__ = ["RANK"]
 
 RANK: dict[str, float] = {
     "errors": 0, "_checks": 0, "progress": 0, "types": 0, "io": 0, "_layers": 0,
-    "physics": 1,
+    "physics": 1, "geo": 1,
     "metrics": 2,
     "models": 3,
     "methods": 3.5, "estimation": 3.5,
