@@ -155,8 +155,8 @@ def plan_grids(hsi: Any, msi: Any, *, ratio: int | None = None, tolerance: float
     mx, my = (c_ + a_ * (c0 + c1) / 2), (f_ + e_ * (r0 + r1) / 2)
     ma = m.affine()
     cx, cy = warp_points(h.crs, m.crs, [mx], [my])
-    col, row = ~ma * (cx[0], cy[0])
-    corners = [ma * (col, row), ma * (col + 1, row), ma * (col, row + 1)]
+    col, row = ~ma @ (cx[0], cy[0])
+    corners = [ma @ (col, row), ma @ (col + 1, row), ma @ (col, row + 1)]
     xs, ys = warp_points(m.crs, h.crs, [p[0] for p in corners], [p[1] for p in corners])
     step = (math.hypot(xs[1] - xs[0], ys[1] - ys[0]) + math.hypot(xs[2] - xs[0], ys[2] - ys[0])) / 2
     q = px / step
@@ -206,7 +206,7 @@ def _source_window(src: Grid, dst: Grid, margin: int) -> tuple[int, int, int, in
 
     left, bottom, right, top = transform_bounds(dst.crs, src.crs, *dst.bounds, densify_pts=11)
     inv = ~src.affine()
-    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)))
+    cols, rows = zip(*(inv @ (x, y) for x in (left, right) for y in (bottom, top)))
     r0, r1 = max(0, math.floor(min(rows)) - margin), min(src.shape[0], math.ceil(max(rows)) + margin)
     c0, c1 = max(0, math.floor(min(cols)) - margin), min(src.shape[1], math.ceil(max(cols)) + margin)
     return None if r1 <= r0 or c1 <= c0 else (r0, r1, c0, c1)
