@@ -24,8 +24,10 @@ Choices where hsfuse differs from the MATLAB code, and why:
   on its half-pixel grid, which is misaligned with the decimation phase for even ratios).
 * Means are removed per band on each grid separately (LR means from the LR bands, HR means from the
   upsampled bands), as in ``GSA.m``.
-* The least-squares fit uses a pseudo-inverse in float64 (MATLAB ``\\`` = pivoted QR); both give the same
-  fitted intensity when the group is full rank.
+* The least-squares fit solves the normal equations of the centred LR pixels in float64, dropping directions
+  whose eigenvalue is below ``RANK_TOLERANCE`` (1e-10) of the largest (:func:`group_alpha`); MATLAB's ``\\``
+  (pivoted QR) gives the same fitted intensity when the group is full rank, and on (nearly) rank-deficient
+  groups its result depends on rounding.
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ from ..physics import FusionObservation
 from ..physics.spatial import blur, decimate
 from ..types import FusionMeasurement
 from .bicubic import CUBIC_HALO, CubicBoundary, upsample_cubic
-from .chunking import Chunked, State, StatsPass, Tile
+from .chunking import Chunked, State, StatsPass, Tile, select
 from .options import MethodOptions, option
 
-__all__ = ["fuse_gsa", "degrade_msi", "band_groups", "GsaOptions", "GSA_CHUNKED"]
+__all__ = ["fuse_gsa", "degrade_msi", "band_groups", "group_alpha", "GsaOptions", "GSA_CHUNKED", "RANK_TOLERANCE"]
 
 MsiDegradation = Literal["physics", "block_mean"]
 
@@ -92,15 +94,38 @@ def band_groups(hsi: torch.Tensor, msi_lr: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(corr, nan=-2.0).argmax(dim=1)
 
 
+#: eigenvalues of a group's LR covariance below this fraction of the largest are dropped from the regression
+#: (singular values of the centred pixels below 1e-5 of the largest: float32 rounding, not signal)
+RANK_TOLERANCE = 1e-10
+
+
+def group_alpha(cov_h: torch.Tensor, cov_hp: torch.Tensor) -> torch.Tensor:
+    """The regression weights of one group: ``alpha = C_kk^+ C_kp`` (float64 covariances of the centred LR pixels,
+    ``(g, g)`` and ``(g,)``), with ``C_kk``'s eigenvalues below ``RANK_TOLERANCE`` of its largest dropped.
+
+    This is the least squares of the module docstring (the constant column of its design is orthogonal to the
+    centred bands, so it decouples). MATLAB's ``\\`` and a plain pseudo-inverse keep the directions where the
+    group's bands are linearly dependent up to rounding, which on (nearly) low-rank data makes ``alpha`` depend on
+    rounding noise; dropping them makes it a property of the data, the same however the pixels are summed (the
+    large-scene engine streams these covariances).
+    """
+    vals, vecs = torch.linalg.eigh(0.5 * (cov_h + cov_h.T))
+    keep = vals > RANK_TOLERANCE * vals.max().clamp_min(0)
+    if not bool(keep.any()):
+        return torch.zeros_like(cov_hp)
+    v = vecs[:, keep]
+    return v @ ((v.T @ cov_hp) / vals[keep])
+
+
 def _gsa_group(hs_lr: torch.Tensor, hs_up: torch.Tensor, pan: torch.Tensor, pan_lr: torch.Tensor) -> torch.Tensor:
     """Pansharpening GSA of ``g`` bands: ``hs_lr (g, n)``, ``hs_up (g, M)``, ``pan (M,)``, ``pan_lr (n,)``."""
+    n = hs_lr.shape[1]
     hs_lr0 = hs_lr - hs_lr.mean(dim=1, keepdim=True)
     up_mean = hs_up.mean(dim=1, keepdim=True)
     hs_up0 = hs_up - up_mean
     pan_mean = pan.mean()
-    design = torch.cat([hs_lr0, torch.ones_like(hs_lr0[:1])], dim=0).T  # (n, g + 1)
-    alpha = torch.linalg.pinv(design) @ (pan_lr - pan_mean)
-    intensity = alpha[:-1] @ hs_up0 + alpha[-1]
+    alpha = group_alpha(hs_lr0 @ hs_lr0.T / n, hs_lr0 @ (pan_lr - pan_lr.mean()) / n)
+    intensity = alpha @ hs_up0
     i0 = intensity - intensity.mean()
     var = (i0 * i0).sum()
     gains = (hs_up0 @ i0) / var if var > 0 else torch.zeros_like(hs_up0[:, 0])
@@ -183,9 +208,11 @@ def _msi_halo(ratio: int, physics: FusionObservation, options: GsaOptions) -> in
 
 def _pass1(tile: Tile, physics: FusionObservation, options: GsaOptions, state: State) -> State:
     ms = tile.msi.to(torch.float64)
-    ms_lr = tile.lr_core(degrade_msi(ms, physics, degrade=options.degrade))[0].flatten(1)  # (m, n)
-    hs = tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1)  # (L, n)
-    pan = tile.hr_core(ms)[0].flatten(1)  # (m, N)
+    k = physics.spatial.psf.shape[-1] if options.degrade == "physics" else tile.ratio
+    keep = tile.valid_lr_core(k, physics.spatial.offset if options.degrade == "physics" else None)
+    ms_lr = select(tile.lr_core(degrade_msi(ms, physics, degrade=options.degrade))[0].flatten(1), keep)  # (m, n)
+    hs = select(tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1), keep)  # (L, n)
+    pan = select(tile.hr_core(ms)[0].flatten(1), tile.valid_hr_core())  # (m, N)
     return {"n": torch.tensor(float(hs.shape[1]), dtype=torch.float64), "sum_h": hs.sum(1), "gram_h": hs @ hs.T,
             "sum_p": ms_lr.sum(1), "sq_p": (ms_lr * ms_lr).sum(1), "cross_ph": ms_lr @ hs.T,
             "N": torch.tensor(float(pan.shape[1]), dtype=torch.float64), "sum_P": pan.sum(1)}
@@ -204,7 +231,7 @@ def _finish1(t: State, physics: FusionObservation, options: GsaOptions, state: S
     for j in range(cov_ph.shape[0]):
         idx = torch.nonzero(groups == j).reshape(-1)
         if idx.numel():
-            alpha[idx] = torch.linalg.pinv(cov_h[idx][:, idx]) @ cov_ph[j, idx]
+            alpha[idx] = group_alpha(cov_h[idx][:, idx], cov_ph[j, idx])
     return {**state, "groups": groups, "alpha": alpha, "pan_mean": t["sum_P"] / N}
 
 
@@ -215,7 +242,7 @@ def _upsampled(tile: Tile, physics: FusionObservation, options: GsaOptions) -> t
 
 
 def _pass2(tile: Tile, physics: FusionObservation, options: GsaOptions, state: State) -> State:
-    up = _upsampled(tile, physics, options).flatten(1)
+    up = select(_upsampled(tile, physics, options).flatten(1), tile.valid_hr_core())
     gram = torch.zeros(up.shape[0], up.shape[0], dtype=torch.float64)
     groups = state["groups"]
     for j in torch.unique(groups).tolist():
