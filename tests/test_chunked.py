@@ -297,7 +297,7 @@ def test_networks_run_chunk_by_chunk_with_whole_image_band_scaling(sim, tmp_path
     save_model(net, ModelCard(method="dbin", config=net.config_dict(), hsi_bands=hsi.shape[0],
                               msi_bands=msi.shape[0], ratio=4, band_scaling="band_max"), tmp_path / "ckpt")
     whole = fuse_with_network(y, sim.physics, weights=tmp_path / "ckpt", method="dbin", tile=None)[0].numpy()
-    one = fuse_chunked(hsi, msi, method="dbin", physics=sim.physics, weights=tmp_path / "ckpt", chunk=136)
+    one = fuse_chunked(hsi, msi, method="dbin", physics=sim.physics, weights=tmp_path / "ckpt", chunk=140)
     np.testing.assert_allclose(one.output.values, whole, rtol=1e-4, atol=1e-5)  # one chunk: the same computation
     many = fuse_chunked(hsi, msi, method="dbin", physics=sim.physics, weights=tmp_path / "ckpt", chunk=32)
     out = many.output.values

@@ -39,6 +39,7 @@ class Scheduler:
     client: Any
     concurrent: int
     description: str
+    processes: int = 0  # worker processes started for this run (their libraries count against the memory budget)
 
     def compute(self, *objects: Any) -> tuple[Any, ...]:
         import dask
@@ -78,7 +79,7 @@ def open_scheduler(*, workers: int | None = None, scheduler: str | None = None,
                                memory_limit=0, silence_logs=50)
         client = Client(cluster)
         try:
-            yield Scheduler(client, n * per, f"LocalCluster({n} workers x {per} threads)")
+            yield Scheduler(client, n * per, f"LocalCluster({n} workers x {per} threads)", processes=n)
         finally:
             client.close()
             cluster.close()

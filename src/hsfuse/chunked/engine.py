@@ -88,10 +88,16 @@ def _as_dask(x: Any, label: str) -> Any:
     return arr
 
 
+#: resident memory of a worker process once torch, dask and hsfuse are imported (measured: about 340 MiB)
+WORKER_BASELINE_BYTES = 400 * 2**20
+
+
 def plan_chunks(spec: MethodSpec, physics: FusionObservation, options: MethodOptions, *, lr_shape: tuple[int, int],
-                hsi_bands: int, msi_bands: int, chunk: int | None, memory_gb: float, concurrent: int) -> ChunkGrid:
+                hsi_bands: int, msi_bands: int, chunk: int | None, memory_gb: float, concurrent: int,
+                processes: int = 0) -> ChunkGrid:
     """The chunk grid: ``chunk`` HR pixels per side (a multiple of the ratio), or the largest that fits
-    ``memory_gb`` with ``concurrent`` tasks running (:func:`~hsfuse.chunked.grid.chunk_for_budget`)."""
+    ``memory_gb`` with ``concurrent`` tasks running (:func:`~hsfuse.chunked.grid.chunk_for_budget`); ``processes``
+    worker processes of a local cluster add their libraries' memory to this process's."""
     plan = _plan(spec)
     r = physics.ratio
     halo = max([plan.apply_halo(r, physics, options)] + [p.halo(r, physics, options) for p in plan.passes])
@@ -101,7 +107,8 @@ def plan_chunks(spec: MethodSpec, physics: FusionObservation, options: MethodOpt
             raise InputError(f"the chunk side ({chunk} HR pixels) must be a multiple of the ratio {r}")
         chunk_lr = chunk // r
     else:
-        chunk_lr = chunk_for_budget(memory_bytes=memory_gb * 2**30, baseline_bytes=process_rss(),
+        chunk_lr = chunk_for_budget(memory_bytes=memory_gb * 2**30,
+                                    baseline_bytes=process_rss() + processes * WORKER_BASELINE_BYTES,
                                     hsi_bands=hsi_bands, msi_bands=msi_bands, ratio=r, halo=halo,
                                     working_set=plan.working_set, concurrent=concurrent, lr_shape=lr_shape)
     return ChunkGrid(lr_shape=lr_shape, ratio=r, chunk_lr=chunk_lr)
@@ -117,34 +124,70 @@ def _plan(spec: MethodSpec) -> Chunked:
 # --------------------------------------------------------------------------------------------- tasks (run on workers)
 
 
-def _tile(hsi: np.ndarray, msi: np.ndarray, chunk: Chunk, *, ratio: int, image: tuple[int, int],
-          dtype: torch.dtype) -> Tile:
+def _fill(x: np.ndarray, means: np.ndarray | None) -> np.ndarray:
+    """Non-finite values (no-data) replaced by the band's mean over the usable pixels of the whole image."""
+    if means is None:
+        return x
+    bad = ~np.isfinite(x)
+    if not bad.any():
+        return x
+    x = np.array(x, dtype=np.float64)
+    x[bad] = np.broadcast_to(means[:, None, None], x.shape)[bad]
+    return x
+
+
+def _tile(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None, chunk: Chunk, *, ratio: int,
+          image: tuple[int, int], dtype: torch.dtype, fill: State | None) -> Tile:
+    means_h = None if fill is None else fill["mean_h"]
+    means_m = None if fill is None else fill["mean_m"]
     # torch.tensor copies into torch's (aligned) allocations: BLAS results then do not depend on where the
     # scheduler happened to place the input buffers, so the fitted statistics are bitwise reproducible
-    return Tile(hsi=torch.tensor(np.asarray(hsi), dtype=dtype)[None], msi=torch.tensor(np.asarray(msi), dtype=dtype)[None],
+    return Tile(hsi=torch.tensor(_fill(np.asarray(hsi), means_h), dtype=dtype)[None],
+                msi=torch.tensor(_fill(np.asarray(msi), means_m), dtype=dtype)[None],
                 core=chunk.core_in_tile(), origin=(chunk.tile[0], chunk.tile[2]), image=image, ratio=ratio,
-                index=chunk.index)
+                index=chunk.index, valid=None if unusable is None else torch.from_numpy(~np.asarray(unusable, bool)))
 
 
-def _partial_task(hsi: np.ndarray, msi: np.ndarray, chunk: Chunk, method: str, pass_index: int,
-                  physics: FusionObservation, options: MethodOptions, state: State, image: tuple[int, int],
-                  threads: int) -> State:
+def _means_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray, chunk: Chunk, ratio: int) -> State:
+    """Sums and counts of the finite, usable values of each band in the chunk's core (for the no-data fill)."""
+    a, b, c, d = chunk.core_in_tile()
+    bad = np.asarray(unusable, bool)[ratio * a:ratio * b, ratio * c:ratio * d]
+    bad_lr = bad.reshape(b - a, ratio, d - c, ratio).all(axis=(1, 3))
+    h = np.asarray(hsi)[:, a:b, c:d].astype(np.float64)
+    m = np.asarray(msi)[:, ratio * a:ratio * b, ratio * c:ratio * d].astype(np.float64)
+    ok_h = np.isfinite(h) & ~bad_lr[None]
+    ok_m = np.isfinite(m) & ~bad[None]
+    return {"sum_h": torch.from_numpy(np.where(ok_h, h, 0).sum(axis=(1, 2))),
+            "n_h": torch.from_numpy(ok_h.sum(axis=(1, 2)).astype(np.float64)),
+            "sum_m": torch.from_numpy(np.where(ok_m, m, 0).sum(axis=(1, 2))),
+            "n_m": torch.from_numpy(ok_m.sum(axis=(1, 2)).astype(np.float64))}
+
+
+def _partial_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None, chunk: Chunk, method: str,
+                  pass_index: int, physics: FusionObservation, options: MethodOptions, state: State,
+                  image: tuple[int, int], threads: int) -> State:
     limit_torch_threads(threads)
     plan = _plan(get_method(method))
-    tile = _tile(hsi, msi, chunk, ratio=physics.ratio, image=image, dtype=torch.float64)
+    tile = _tile(hsi, msi, unusable, chunk, ratio=physics.ratio, image=image, dtype=torch.float64,
+                 fill=state.get("fill"))
     with torch.no_grad():
         return plan.passes[pass_index].partial(tile, physics, options, state)
 
 
-def _apply_task(hsi: np.ndarray, msi: np.ndarray, chunk: Chunk, method: str, physics: FusionObservation,
-                options: MethodOptions, state: State, image: tuple[int, int], threads: int,
-                out_dtype: str) -> np.ndarray:
+def _apply_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None, chunk: Chunk, method: str,
+                physics: FusionObservation, options: MethodOptions, state: State, image: tuple[int, int],
+                threads: int, out_dtype: str) -> np.ndarray:
     limit_torch_threads(threads)
     plan = _plan(get_method(method))
-    tile = _tile(hsi, msi, chunk, ratio=physics.ratio, image=image, dtype=torch.float32)
+    tile = _tile(hsi, msi, unusable, chunk, ratio=physics.ratio, image=image, dtype=torch.float32,
+                 fill=state.get("fill"))
     with torch.no_grad():
         out = plan.apply(tile, physics, options, state)
-    return np.ascontiguousarray(out[0].cpu().numpy().astype(out_dtype, copy=False))
+    block = out[0].cpu().numpy().astype(out_dtype, copy=False)
+    if unusable is not None:  # no-data where any input is unusable
+        a, b, c, d = tile.core_hr
+        block = np.where(np.asarray(unusable, bool)[a:b, c:d][None], np.nan, block).astype(out_dtype, copy=False)
+    return np.ascontiguousarray(block)
 
 
 def _write_task(block: np.ndarray, store: str, window: tuple[int, int, int, int], marker: str) -> int:
@@ -175,12 +218,16 @@ def _window(arr: Any, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
     return out
 
 
-def _tiles(hsi: Any, msi: Any, grid: ChunkGrid, halo: int, *, wrap: bool = False) -> list[tuple[Chunk, Any, Any]]:
+def _tiles(hsi: Any, msi: Any, mask: Any, grid: ChunkGrid, halo: int, *, wrap: bool = False
+           ) -> list[tuple[Chunk, Any, Any, Any]]:
+    """``(chunk, HSI tile, MSI tile, mask tile or None)`` for every chunk (dask slices: nothing read yet)."""
     r = grid.ratio
     out = []
     for c in grid.chunks(halo, wrap=wrap):
         y0, y1, x0, x1 = c.tile
-        out.append((c, _window(hsi, (y0, y1), (x0, x1)), _window(msi, (r * y0, r * y1), (r * x0, r * x1))))
+        hr = (r * y0, r * y1), (r * x0, r * x1)
+        k = None if mask is None else _window(mask[None], *hr)[0]
+        out.append((c, _window(hsi, (y0, y1), (x0, x1)), _window(msi, *hr), k))
     return out
 
 
@@ -194,17 +241,25 @@ def _tree(items: list[Any], how: str) -> Any:
     return items[0]
 
 
-def _fit(spec: MethodSpec, plan: Chunked, hsi: Any, msi: Any, grid: ChunkGrid, physics: FusionObservation,
-         options: MethodOptions, state: State, sched: Scheduler, threads: int,
+def _fit(spec: MethodSpec, plan: Chunked, hsi: Any, msi: Any, mask: Any, grid: ChunkGrid,
+         physics: FusionObservation, options: MethodOptions, state: State, sched: Scheduler, threads: int,
          report: Callable[..., None]) -> State:
     from dask import delayed
 
     image = grid.lr_shape
+    if mask is not None:  # the band means of the usable pixels, to fill no-data before any method sees it
+        parts = [delayed(_means_task, pure=True)(h, m, k, c, grid.ratio) for c, h, m, k in
+                 _tiles(hsi, msi, mask, grid, 0)]
+        (t,) = sched.compute(_tree(parts, "sum"))
+        if not bool((t["n_h"] > 0).all()) or not bool((t["n_m"] > 0).all()):
+            raise InputError("no usable pixel is left in some band after masking (no-data, clouds, ...); check the "
+                             "masks or crop the scene to where both images see the ground")
+        state = {**state, "fill": {"mean_h": (t["sum_h"] / t["n_h"]).numpy(), "mean_m": (t["sum_m"] / t["n_m"]).numpy()}}
     for k, stats in enumerate(plan.passes):
         halo = stats.halo(grid.ratio, physics, options)
         wrap = stats.wrap(physics, options)
-        parts = [delayed(_partial_task, pure=True)(h, m, c, spec.name, k, physics, options, state, image, threads)
-                 for c, h, m in _tiles(hsi, msi, grid, halo, wrap=wrap)]
+        parts = [delayed(_partial_task, pure=True)(h, m, mk, c, spec.name, k, physics, options, state, image, threads)
+                 for c, h, m, mk in _tiles(hsi, msi, mask, grid, halo, wrap=wrap)]
         report(k, len(plan.passes) + 1, info=f"fitting: pass {k + 1} of {len(plan.passes)} over {len(parts)} chunks")
         (totals,) = sched.compute(_tree(parts, stats.reduce))
         state = stats.finish(totals, physics, options, state)
@@ -248,6 +303,7 @@ def _template(lazy: Any, hsi: Any, msi: Any) -> Any:
 
 def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
                  options: MethodOptions | dict[str, Any] | None = None, weights: str | os.PathLike[str] | None = None,
+                 mask: Any = None,
                  chunk: int | None = None, memory_gb: float = 4.0, workers: int | None = None,
                  scheduler: str | None = None, threads: int | None = None, output: str | os.PathLike[str] | None = None,
                  overwrite: bool = False, resume: bool = False, cog: bool = False, out_dtype: str = "float32",
@@ -260,6 +316,10 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
             and transform for the output).
         method: a method with a chunked plan (``hsfuse methods``). physics: its operators (``ratio`` included).
         options: the method's options. weights: a checkpoint (networks).
+        mask: ``(H, W)`` boolean on the MSI grid, ``True`` where a pixel is unusable (no-data, cloud, shadow... of
+            either image; mark an HSI pixel's whole ``r x r`` block). The method's statistics skip those pixels,
+            non-finite input values are filled with the band means of the usable pixels before the method sees
+            them, and the result is no-data (NaN) there. Without a mask the inputs must be finite.
         chunk: HR chunk side (a multiple of ``r``); default: the largest that fits ``memory_gb`` (GiB, the whole
             process) with the scheduler's concurrent tasks.
         workers, scheduler, threads: where the graph runs (:func:`~hsfuse.chunked.cluster.open_scheduler`).
@@ -281,6 +341,12 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
     spec.check_runtime(weights=weights)
     h_arr, m_arr = _as_dask(hsi, "HSI"), _as_dask(msi, "MSI")
     (L, lh, lw), (m, H, W) = h_arr.shape, m_arr.shape
+    k_arr = None
+    if mask is not None:
+        k_arr = _as_dask(mask[None] if getattr(mask, "ndim", 0) == 2 else mask, "mask")[0]
+        if k_arr.shape != (H, W):
+            raise InputError(f"the mask is {k_arr.shape[0]}x{k_arr.shape[1]} but the MSI grid is {H}x{W}")
+        k_arr = k_arr.astype(bool)
     r = physics.ratio
     if (H, W) != (r * lh, r * lw):
         raise InputError(f"the HSI is {lh}x{lw} and the MSI {H}x{W}: at ratio {r} the MSI must be {r * lh}x{r * lw}; "
@@ -300,22 +366,23 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
             overwrite=overwrite, resume=resume)
     with open_scheduler(workers=workers, scheduler=scheduler, threads=threads) as sched:
         grid = plan_chunks(spec, physics, opts, lr_shape=(lh, lw), hsi_bands=L, msi_bands=m, chunk=chunk,
-                           memory_gb=memory_gb, concurrent=sched.concurrent)
+                           memory_gb=memory_gb, concurrent=sched.concurrent, processes=sched.processes)
         if partial is not None and partial.resumed and partial.derived.get("chunk_lr"):
             grid = ChunkGrid(lr_shape=(lh, lw), ratio=r, chunk_lr=int(partial.derived["chunk_lr"]))  # as first run
         t0 = time.perf_counter()
         state: State | None = partial.load_state() if partial is not None else None
         if state is None:
-            state = _fit(spec, plan, h_arr, m_arr, grid, physics, opts,
+            state = _fit(spec, plan, h_arr, m_arr, k_arr, grid, physics, opts,
                          {"weights": None if weights is None else str(weights)}, sched, 1, report)
             if partial is not None:
                 partial.save_state(state)
         seconds["fit"] = time.perf_counter() - t0
         halo = plan.apply_halo(r, physics, opts)
         physics32 = copy.deepcopy(physics).float()  # nn.Module.float() converts in place: never the caller's
-        tiles = _tiles(h_arr, m_arr, grid, halo, wrap=plan.apply_wrap(physics, opts))
-        blocks = [delayed(_apply_task, pure=True)(hh, mm, c, spec.name, physics32, opts, state, (lh, lw), 1, out_dtype)
-                  for c, hh, mm in tiles]
+        tiles = _tiles(h_arr, m_arr, k_arr, grid, halo, wrap=plan.apply_wrap(physics, opts))
+        blocks = [delayed(_apply_task, pure=True)(hh, mm, kk, c, spec.name, physics32, opts, state, (lh, lw), 1,
+                                                  out_dtype)
+                  for c, hh, mm, kk in tiles]
         t0 = time.perf_counter()
         if partial is None:
             rows, cols = grid.counts
@@ -332,7 +399,7 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
         template = _template(da.zeros((L, H, W), dtype=out_dtype, chunks=(L, *grid.hr_chunks())), hsi, msi)
         partial.start(template, chunks=(L, grid.chunk_hr, grid.chunk_hr), derived={"chunk_lr": grid.chunk_lr})
         done = partial.done()
-        todo = [(c, b) for (c, _, _), b in zip(tiles, blocks) if c.index not in done]
+        todo = [(c, b) for (c, _, _, _), b in zip(tiles, blocks) if c.index not in done]
         if stop_after is not None:
             todo = todo[:max(0, stop_after - len(done))]
         writes = [delayed(_write_task, pure=False)(b, str(partial.store), c.hr(c.core, r),
