@@ -35,10 +35,19 @@ def cmd_srf_list(args: argparse.Namespace) -> int:
 
 
 def cmd_srf_show(args: argparse.Namespace) -> int:
-    from ..workflows.srf import band_rows
+    from ..errors import InputError
+    from ..workflows.srf import band_rows, pair_srf
 
-    title, rows = band_rows(args.sensor)
+    if args.hsi is None:
+        if args.sensor is None:
+            raise InputError("give a SENSOR, or --hsi (and --msi or the SENSOR) to show the SRF matrix between them")
+        title, rows = band_rows(args.sensor)
+    else:
+        title, rows, _ = pair_srf(args.hsi, args.msi, sensor=args.sensor, bands=args.bands, figure=args.output,
+                                  overwrite=args.overwrite)
     print_table(rows, title=title)
+    if args.output:
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -88,8 +97,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     srf_sub = p.add_subparsers(dest="srf_command", required=True, metavar="SRF_COMMAND")
     q = srf_sub.add_parser("list", help="named sensors")
     q.set_defaults(func=cmd_srf_list)
-    q = srf_sub.add_parser("show", help="band centres and ranges of a sensor")
-    q.add_argument("sensor")
+    q = srf_sub.add_parser("show", help="band centres and ranges of a sensor, or the SRF matrix between an HSI and an "
+                           "MSI (--hsi, --msi) with a figure (-o)")
+    q.add_argument("sensor", nargs="?", help="a sensor name (or the MSI's sensor when --msi is not a product)")
+    q.add_argument("--hsi", help="an HSI product or raster with band wavelengths (and FWHM)")
+    q.add_argument("--msi", help="an MSI product (its sensor and bands are used)")
+    q.add_argument("--bands", type=band_list, help="sensor bands to use")
+    q.add_argument("-o", "--output", help="figure of the curves (PNG)")
+    q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=cmd_srf_show)
     q = srf_sub.add_parser("resample", help="SRF matrix of a sensor on an HSI's band centres, as CSV")
     q.add_argument("sensor")

@@ -41,7 +41,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                                physics=args.physics, bands=args.bands, srf_normalize=args.srf_normalize,
                                offset=args.offset, boundary=args.boundary,
                                large={k: getattr(args, k) for k in ("chunk", "memory_gb", "workers", "scheduler",
-                                                                    "threads", "resume", "cog")})
+                                                                    "threads", "resume", "cog")},
+                               real={"coregister": args.coregister, "mask": args.mask,
+                                     "mask_reasons": args.mask_reasons})
     say_printer(args.quiet)(f"wrote {path}")
     return 0
 
@@ -190,6 +192,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "chunks already written are kept")
     large.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF (with overviews) for a "
                        ".tif output")
+    real = p.add_argument_group("real pairs", "products (EnMAP, PRISMA, EMIT, DESIS, Sentinel-2, Landsat) or "
+                                "georeferenced rasters on their own grids (README: 'Real satellite pairs')")
+    real.add_argument("--coregister", choices=["global", "none"], help="global (default for real pairs): measure and "
+                      "remove a global translation of the MSI; none: only measure it")
+    real.add_argument("--mask", metavar="FILE", help="a raster of unusable pixels (non-zero) on either image's grid")
+    real.add_argument("--mask-reasons", type=band_list, metavar="NAMES", help="product masks to use, e.g. "
+                      "nodata,cloud,shadow (default: every mask the products have)")
     add_quiet(p)
     p.set_defaults(func=cmd_fuse)
 

@@ -1216,7 +1216,10 @@ LAZY_ABOVE_BYTES = 512 * 2**20
 def describe_file(path: str | os.PathLike[str], *, variable: str | None = None, layout: str = "auto") -> str:
     """``hsfuse info``: the summary of any readable file; large files and lazy-only formats are not loaded whole."""
     from . import describe, read_cube
+    from .products import open_product, product_type
 
+    if product_type(path) is not None:
+        return open_product(path).describe()
     p = Path(path)
     size = p.stat().st_size if p.is_file() else 0
     if p.suffix.lower() in LAZY_ONLY or size > LAZY_ABOVE_BYTES:

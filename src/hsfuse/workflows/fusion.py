@@ -252,12 +252,17 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
                  device: str | None = None, progress: ProgressFn | None = None,
                  options: Mapping[str, Any] | MethodOptions | None = None,
                  say: Callable[[str], None] = lambda _m: None, large: Mapping[str, Any] | None = None,
-                 **physics_args: Any) -> tuple[Path, Cube | None]:
+                 real: Mapping[str, Any] | None = None, **physics_args: Any) -> tuple[Path, Cube | None]:
     """``hsfuse fuse``: read both files, fuse (as :func:`fuse`), write ``output`` atomically; return its path and cube.
 
     The output path, the checkpoint, the images, the operators and the options are all checked before the method
     runs; ``physics_args`` are :func:`fuse`'s ``ratio``, ``srf``, ``psf``, ``physics``, ``bands``, ``srf_normalize``,
     ``offset``, ``boundary``.
+
+    Real pairs: when either input is a product (EnMAP, PRISMA, EMIT, DESIS, Sentinel-2, Landsat) or both are
+    georeferenced rasters on grids that differ, or ``real`` (``coregister``, ``mask``, ``mask_reasons``) is given,
+    :func:`hsfuse.workflows.products.fuse_products` runs: grids compared and the MSI warped onto the fused grid,
+    co-registration corrected, masks applied, a quality summary written beside the output.
 
     Large scenes: with ``large`` (the engine's ``chunk``, ``memory_gb``, ``workers``, ``scheduler``, ``threads``,
     ``resume``, ``cog``), or a ``.zarr`` output, or when the method's whole-image working set would exceed
@@ -276,6 +281,20 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
         from ..models.checkpoint import read_card
 
         read_card(weights)  # a missing or corrupt checkpoint is reported before reading the images
+    real = dict(real or {})
+    if _is_real_pair(hsi, msi) or any(v is not None for v in real.values()):
+        from .products import fuse_products
+
+        if physics_args.get("physics") is not None or physics_args.get("offset") is not None:
+            raise InputError("a pair of products (or of rasters on their own grids) gets its operators from the "
+                             "products' metadata; --physics and --offset are for images already on matching grids")
+        result = fuse_products(hsi, msi, output, method=method, options=options, srf=physics_args.get("srf"),
+                               bands=physics_args.get("bands"), psf=physics_args.get("psf"),
+                               ratio=physics_args.get("ratio"), weights=weights, overwrite=overwrite,
+                               progress=progress, say=say,
+                               **{k: v for k, v in real.items() if v is not None},
+                               **{k: v for k, v in large.items() if v is not None})
+        return result.output, None
     if _wants_engine(output, large) or _too_big(spec, hsi, msi, large, hsi_variable, msi_variable, layout):
         from ..io.lazy import open_lazy
 
@@ -322,3 +341,23 @@ def _too_big(spec: MethodSpec, hsi: Any, msi: Any, large: Mapping[str, Any], hsi
     m = open_lazy(msi, variable=msi_variable, layout=layout)
     need = spec.chunked.working_set * h.shape[0] * m.shape[1] * m.shape[2]
     return need > float(large.get("memory_gb") or 4.0) * 2**30
+
+
+def _is_real_pair(hsi: Any, msi: Any) -> bool:
+    """Either input is a product, or both are georeferenced on grids that are not an integer refinement."""
+    from ..io.products import product_type
+
+    if product_type(hsi) is not None or product_type(msi) is not None:
+        return True
+    try:
+        from ..geo import grid_of, plan_grids
+        from ..io.lazy import open_lazy
+
+        h, m = open_lazy(hsi), open_lazy(msi)
+        grid_of(h, "HSI"), grid_of(m, "MSI")
+    except Exception:  # noqa: BLE001 - not georeferenced (or unreadable: the ordinary path reports it)
+        return False
+    try:
+        return not plan_grids(h, m).same_grid
+    except InputError:
+        return True  # e.g. no overlap: the real-pair path says so

@@ -77,9 +77,9 @@ class Product:
         if res is not None and crs is not None:
             lines.append(f"pixel size:   {abs(res[0]):g} x {abs(res[1]):g} (map units)")
         lines.append(f"masks:        {', '.join(self.masks) if self.masks else 'none'}")
-        for key in sorted(self.metadata):
-            value = self.metadata[key]
-            text = str(value)
-            if len(text) <= 100 and not isinstance(value, (dict, list)):
-                lines.append(f"{key + ':':<14}{text}")
+        shown = [(k, str(v)) for k, v in sorted(self.metadata.items()) if not isinstance(v, (dict, list))
+                 and len(str(v)) <= 100]
+        if shown:
+            lines.append("metadata:")
+            lines.extend(f"  {key}: {text}" for key, text in shown)
         return "\n".join(lines)

@@ -1,0 +1,295 @@
+"""Real satellite pairs as they come: products, their own grids, co-registration, masks, fusion, quality summary.
+
+:func:`fuse_products` is what ``hsfuse fuse --hsi ENMAP_DIR --msi S2_SAFE ...`` runs (and the Python entry for a
+pair of products or georeferenced rasters on different grids):
+
+1. **Open** both lazily: a product through its reader (:func:`hsfuse.io.products.open_product`: reflectance with
+   wavelengths/FWHM, no-data as NaN, masks), a plain raster through :func:`hsfuse.io.lazy.open_lazy`.
+2. **Grids** (:func:`hsfuse.geo.plan_grids`): the fused grid refines the HSI grid by an integer ratio in the HSI's
+   CRS, cropped to the common footprint; the MSI is warped onto it (cubic for reflectance, nearest for masks).
+3. **Spectral responses**: the HSI's bands from their centres and FWHM (Gaussians), the MSI's from the SRF library
+   (the product's sensor, e.g. ``sentinel2a``, and its band names), or ``srf=`` as given.
+4. **Co-registration** (``coregister="global"``, default): the translation between the warped MSI and the HSI is
+   measured on a central window (:func:`hsfuse.estimation.registration.check_coregistration`, sub-pixel) and
+   removed by warping the MSI again with the opposite shift; the residual is measured and reported.
+5. **Masks**: every mask of both products (or the chosen ``mask_reasons``), the user's ``mask=`` raster, and the
+   pixels outside either footprint make one unusable-pixel mask on the fused grid (an HSI pixel marks its ``r x r``
+   block); fusion ignores them when fitting and writes no-data (NaN) there.
+6. **Fuse** with the large-scene engine (:func:`hsfuse.chunked.fuse_chunked`), streaming to ``output`` (zarr or
+   a georeferenced tiled GeoTIFF/COG with the HSI's wavelengths and FWHM).
+7. **Judge without a reference** on a central window: QNR, D_lambda, D_s and consistency with both inputs
+   (:func:`hsfuse.workflows.real_pair.no_reference_scores`), written with the grid and registration numbers to
+   ``<output>.report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..geo import GridPlan, plan_grids, warp_to_grid
+from ..io.atomic import atomic_output
+from ..methods.options import MethodOptions
+from ..methods.registry import get_method
+from ..physics.specs import PsfSpec, SrfSpec, build_observation
+from ..progress import ProgressFn
+
+__all__ = ["fuse_products", "ProductsResult", "open_input", "OpenedInput", "Coregister"]
+
+Coregister = Literal["global", "none"]
+Say = Callable[[str], None]
+
+#: the largest window (HSI pixels per side) used to measure the shift and to score without a reference
+WINDOW_LR = 128
+
+
+@dataclass
+class OpenedInput:
+    """One input: its image (``(band, y, x)`` DataArray, lazy), masks (``True`` = unusable), sensor and origin."""
+
+    image: Any
+    masks: dict[str, Any]
+    sensor: str | None
+    description: str
+    product: bool
+
+
+def open_input(path: str | os.PathLike[str] | Any, *, label: str, variable: str | None = None,
+               layout: str = "auto") -> OpenedInput:
+    """A product folder/file through its reader, a plain raster through :func:`hsfuse.io.lazy.open_lazy`, or a
+    DataArray as given."""
+    from ..io.lazy import open_lazy
+    from ..io.products import open_product, product_type
+
+    if hasattr(path, "dims"):
+        return OpenedInput(path, {}, path.attrs.get("srf_sensor"), f"{label}: DataArray {tuple(path.shape)}", False)
+    kind = product_type(path)
+    if kind is not None:
+        product = open_product(path)
+        sensor = product.sensor if product.kind == "msi" else None
+        return OpenedInput(product.image, dict(product.masks), sensor or product.image.attrs.get("srf_sensor"),
+                           f"{label}: {product.sensor} {product.level} ({Path(path).name})", True)
+    image = open_lazy(path, variable=variable, layout=layout)
+    return OpenedInput(image, {}, image.attrs.get("srf_sensor"), f"{label}: {Path(path).name}", False)
+
+
+@dataclass
+class ProductsResult:
+    """What :func:`fuse_products` produced: the output path, the grid plan, the registration and the report."""
+
+    output: Path
+    plan: GridPlan
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _wavelengths(da: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if da.attrs.get("wavelength_units") != "nm":
+        return None, None
+    fwhm = np.asarray(da.coords["fwhm"].values, np.float64) if "fwhm" in da.coords else None
+    return np.asarray(da.coords["band"].values, np.float64), fwhm
+
+
+def _window(plan: GridPlan) -> tuple[slice, slice]:
+    """A central window of the HSI crop, at most ``WINDOW_LR`` pixels per side (LR slices)."""
+    h = plan.hsi_window[1] - plan.hsi_window[0]
+    w = plan.hsi_window[3] - plan.hsi_window[2]
+    nh, nw = min(h, WINDOW_LR), min(w, WINDOW_LR)
+    y0, x0 = (h - nh) // 2, (w - nw) // 2
+    return slice(y0, y0 + nh), slice(x0, x0 + nw)
+
+
+def _pair_window(hsi: Any, msi: Any, unusable: Any, plan: GridPlan) -> tuple[Any, Any, Any]:
+    """The central window of the (cropped) HSI, the warped MSI and the unusable mask, as tensors."""
+    from ..types import FusionMeasurement
+
+    r = plan.ratio
+    ys, xs = _window(plan)
+    h = np.asarray(hsi[:, ys, xs].values, np.float64)
+    m = np.asarray(msi[:, r * ys.start:r * ys.stop, r * xs.start:r * xs.stop].values, np.float64)
+    bad = np.asarray(unusable[r * ys.start:r * ys.stop, r * xs.start:r * xs.stop].values, bool)
+    bad |= ~np.isfinite(m).all(axis=0)
+    bad |= np.repeat(np.repeat(~np.isfinite(h).all(axis=0), r, 0), r, 1)
+    h = np.nan_to_num(h, nan=float(np.nanmean(h)) if np.isfinite(h).any() else 0.0)
+    m = np.nan_to_num(m, nan=float(np.nanmean(m)) if np.isfinite(m).any() else 0.0)
+    y = FusionMeasurement(torch.from_numpy(h)[None], torch.from_numpy(m)[None])
+    return y, torch.from_numpy(~bad), (ys, xs)
+
+
+def _measure_shift(hsi: Any, msi: Any, unusable: Any, plan: GridPlan, physics: Any) -> Any:
+    from ..estimation.registration import check_coregistration
+
+    y, valid, _ = _pair_window(hsi, msi, unusable, plan)
+    if not bool(valid.any()):
+        raise InputError("no usable pixel in the central window to measure the co-registration (clouds, no-data); "
+                         "pass coregister='none' (CLI: --coregister none)")
+    return check_coregistration(y, physics.double(), valid=valid if not bool(valid.all()) else None)
+
+
+def _upsampled_mask(mask: Any, ratio: int) -> Any:
+    import dask.array as da
+
+    data = mask.data if hasattr(mask, "data") else mask
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data, bool))
+    return da.repeat(da.repeat(data, ratio, axis=0), ratio, axis=1)
+
+
+def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method: str,
+                  options: Mapping[str, Any] | MethodOptions | None = None, srf: SrfSpec | None = None,
+                  bands: Sequence[str] | None = None, psf: PsfSpec = None, ratio: int | None = None,
+                  coregister: Coregister = "global", mask: Any = None,
+                  mask_reasons: Sequence[str] | None = None, weights: str | os.PathLike[str] | None = None,
+                  memory_gb: float | None = None, chunk: int | None = None, workers: int | None = None,
+                  scheduler: str | None = None, threads: int | None = None, overwrite: bool = False,
+                  resume: bool = False, cog: bool = False, progress: ProgressFn | None = None,
+                  say: Say = lambda _m: None) -> ProductsResult:
+    """A real pair on its own grids, fused onto the HSI grid refined by an integer ratio (module docstring).
+
+    Args:
+        hsi, msi: product folders/files (EnMAP, PRISMA, EMIT, DESIS; Sentinel-2, Landsat), georeferenced rasters,
+            or lazy DataArrays.
+        output: ``.zarr`` or ``.tif`` (written chunk by chunk, atomically); ``<output>.report.json`` beside it.
+        method, options, weights: the fusion method (``hsfuse methods``).
+        srf, bands: the MSI's response (default: the product's sensor and band names); psf: default Gaussian FWHM r.
+        ratio: force the ratio (default: from the pixel sizes, see :func:`hsfuse.geo.plan_grids`).
+        coregister: ``"global"`` measures and removes a global translation; ``"none"`` only measures it.
+        mask: a raster of unusable pixels (non-zero = unusable) on either input's grid, or ``None``.
+        mask_reasons: which product masks to use (default: all of them), e.g. ``["nodata", "cloud", "shadow"]``.
+        memory_gb, chunk, workers, scheduler, threads, overwrite, resume, cog, progress: the large-scene engine's.
+    """
+    from ..chunked import fuse_chunked
+
+    spec = get_method(method)
+    opts = spec.make_options(options)
+    spec.check_runtime(weights=weights)
+    t0 = time.perf_counter()
+    a = open_input(hsi, label="HSI")
+    b = open_input(msi, label="MSI")
+    say(f"{a.description}; {b.description}")
+    plan = plan_grids(a.image, b.image, ratio=ratio)
+    say("grids: " + plan.reason)
+    r0, r1, c0, c1 = plan.hsi_window
+    h = a.image.isel(y=slice(r0, r1), x=slice(c0, c1))
+    r = plan.ratio
+
+    def reasons(masks: dict[str, Any]) -> list[str]:
+        if mask_reasons is None:
+            return list(masks)
+        return [n for n in mask_reasons if n in masks]
+
+    unusable = None
+    used: list[str] = []
+    for name in reasons(a.masks):  # HSI masks: each HSI pixel marks its r x r block
+        m = _upsampled_mask(a.masks[name].isel(y=slice(r0, r1), x=slice(c0, c1)), r)
+        unusable = m if unusable is None else unusable | m
+        used.append(f"HSI {name}")
+    import xarray as xr
+
+    for name in reasons(b.masks):
+        m = warp_to_grid(b.masks[name], plan.target, resampling="nearest").data
+        unusable = m if unusable is None else unusable | m
+        used.append(f"MSI {name}")
+    if mask is not None:
+        extra = open_input(mask, label="mask").image
+        extra = extra[0] if extra.ndim == 3 else extra
+        m = warp_to_grid(extra.astype(bool), plan.target, resampling="nearest").data
+        unusable = m if unusable is None else unusable | m
+        used.append("user mask")
+    if unusable is None:
+        import dask.array as da
+
+        unusable = da.zeros(plan.target.shape, dtype=bool, chunks=512)
+    unusable_da = xr.DataArray(unusable, dims=("y", "x"))
+    wavelengths, fwhm = _wavelengths(h)
+    names = [str(n) for n in b.image.coords["band_name"].values] if "band_name" in b.image.coords else None
+    srf_spec = srf if srf is not None else b.sensor
+    if srf_spec is None and spec.needs_srf:
+        raise InputError(f"the MSI's sensor is not known ({b.description}); pass srf= (CLI: --srf SENSOR) and bands=")
+    physics = build_observation(hsi_bands=h.shape[0], msi_bands=b.image.shape[0], ratio=r, wavelengths=wavelengths,
+                                fwhm=fwhm, srf=srf_spec, psf=psf, bands=bands if bands is not None else
+                                (names if srf is None else None), needs_srf=spec.needs_srf)
+    msi_warped = warp_to_grid(b.image, plan.target, resampling="cubic")
+    report: dict[str, Any] = {"hsi": a.description, "msi": b.description, "grids": plan.reason, "ratio": r,
+                              "fused_grid": {"crs": plan.target.crs, "transform": list(plan.target.transform),
+                                             "shape": list(plan.target.shape)}, "masks": used, "method": spec.name}
+    if physics.spectral.msi_bands and srf_spec is not None:
+        reg_physics = physics
+        before = _measure_shift(h, msi_warped, unusable_da, plan, reg_physics)
+        report["registration_before"] = {"shift_hsi_px": list(before.shift_lr_px), "peak": before.peak}
+        say(f"co-registration: measured shift (dy, dx) = ({before.shift_lr_px[0]:+.3f}, {before.shift_lr_px[1]:+.3f})"
+            f" HSI pixels (correlation {before.peak:.2f})")
+        if coregister == "global":
+            dy, dx = before.shift_lr_px
+            msi_warped = warp_to_grid(b.image, plan.target, resampling="cubic", shift=(-dy * r, -dx * r))
+            shifted = [warp_to_grid(b.masks[n], plan.target, resampling="nearest", shift=(-dy * r, -dx * r)).data
+                       for n in reasons(b.masks)]
+            hsi_part = None
+            for name in reasons(a.masks):
+                m = _upsampled_mask(a.masks[name].isel(y=slice(r0, r1), x=slice(c0, c1)), r)
+                hsi_part = m if hsi_part is None else hsi_part | m
+            parts = [p for p in [hsi_part, *shifted] if p is not None]
+            if parts:
+                unusable = parts[0]
+                for p in parts[1:]:
+                    unusable = unusable | p
+                unusable_da = xr.DataArray(unusable, dims=("y", "x"))
+            after = _measure_shift(h, msi_warped, unusable_da, plan, reg_physics)
+            report["registration_after"] = {"shift_hsi_px": list(after.shift_lr_px), "peak": after.peak}
+            say(f"co-registration: corrected; residual ({after.shift_lr_px[0]:+.3f}, {after.shift_lr_px[1]:+.3f}) HSI "
+                "pixels")
+    # pixels outside the MSI footprint (NaN after warping) are unusable too
+    import dask.array as da
+
+    outside = ~da.isfinite(msi_warped.data).all(axis=0)
+    unusable = unusable | outside
+    result = fuse_chunked(h, msi_warped, method=spec.name, physics=physics, options=opts, weights=weights,
+                          mask=unusable, chunk=chunk, memory_gb=4.0 if memory_gb is None else memory_gb,
+                          workers=workers, scheduler=scheduler, threads=threads, output=output, overwrite=overwrite,
+                          resume=resume, cog=cog, progress=progress,
+                          settings={"hsi": str(hsi), "msi": str(msi), "grids": plan.reason, "coregister": coregister,
+                                    "masks": used})
+    report["engine"] = {"chunks": len(result.grid), "chunk_hr": result.grid.chunk_hr, "scheduler": result.scheduler,
+                        "seconds": result.seconds}
+    report["quality"] = _quality(Path(result.output), h, msi_warped, xr.DataArray(unusable, dims=("y", "x")), plan,
+                                 physics)
+    report["seconds"] = time.perf_counter() - t0
+    q = report["quality"]
+    say(f"quality (central window, no reference): QNR {q['qnr']:.4f}, consistency HSI {q['hsi_psnr']:.2f} dB, "
+        f"MSI {q['msi_psnr']:.2f} dB")
+    path = Path(str(result.output) + ".report.json")
+    with atomic_output(path, overwrite=True) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    return ProductsResult(Path(result.output), plan, report)
+
+
+def _quality(output: Path, hsi: Any, msi: Any, unusable: Any, plan: GridPlan, physics: Any) -> dict[str, Any]:
+    """No-reference scores of the fused product on the central window (both images scaled by their maxima)."""
+    from ..estimation.operators import EstimatedOperators
+    from ..io.lazy import open_lazy
+    from .real_pair import default_q_block, no_reference_scores
+
+    y, valid, (ys, xs) = _pair_window(hsi, msi, unusable, plan)
+    r = plan.ratio
+    fused = np.asarray(open_lazy(output)[:, r * ys.start:r * ys.stop, r * xs.start:r * xs.stop].values, np.float64)
+    fused = np.nan_to_num(fused, nan=0.0)
+    s_h = float(y.hsi.abs().amax()) or 1.0
+    s_m = float(y.msi.abs().amax()) or 1.0
+    from ..types import FusionMeasurement
+
+    scaled = FusionMeasurement(y.hsi / s_h, y.msi / s_m)
+    ops = EstimatedOperators(psf=physics.spatial.psf.detach().double(),
+                             srf=physics.spectral.matrix.detach().double() * s_h / s_m, ratio=r,
+                             offset=physics.spatial.offset, method="given")
+    H, W = y.msi.shape[-2:]
+    scores = no_reference_scores(torch.from_numpy(fused)[None] / s_h, scaled, ops,
+                                 None if bool(valid.all()) else valid, q_block=default_q_block(H, W, r))
+    return {**scores, "window_hr": [r * ys.start, r * ys.stop, r * xs.start, r * xs.stop]}
