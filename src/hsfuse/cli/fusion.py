@@ -43,7 +43,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                                large={k: getattr(args, k) for k in ("chunk", "memory_gb", "workers", "scheduler",
                                                                     "threads", "resume", "cog")},
                                real={"coregister": args.coregister, "mask": args.mask,
-                                     "mask_reasons": args.mask_reasons})
+                                     "mask_reasons": args.mask_reasons, "shift": args.shift})
     say_printer(args.quiet)(f"wrote {path}")
     return 0
 
@@ -196,6 +196,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "georeferenced rasters on their own grids (README: 'Real satellite pairs')")
     real.add_argument("--coregister", choices=["global", "none"], help="global (default for real pairs): measure and "
                       "remove a global translation of the MSI; none: only measure it")
+    real.add_argument("--shift", nargs=2, type=float, metavar=("DY", "DX"), help="remove this known translation of "
+                      "the MSI (HSI pixels; +DY: its content sits further down) instead of measuring one")
     real.add_argument("--mask", metavar="FILE", help="a raster of unusable pixels (non-zero) on either image's grid")
     real.add_argument("--mask-reasons", type=band_list, metavar="NAMES", help="product masks to use, e.g. "
                       "nodata,cloud,shadow (default: every mask the products have)")

@@ -35,7 +35,7 @@ from ..errors import InputError
 
 __all__ = ["Grid", "GridPlan", "grid_of", "plan_grids", "warp_to_grid", "Resampling"]
 
-Resampling = Literal["nearest", "bilinear", "cubic", "average"]
+Resampling = Literal["nearest", "bilinear", "cubic", "lanczos", "average"]
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,8 @@ def write_geotiff_from_zarr(store: str | os.PathLike[str], path: str | os.PathLi
         profile["crs"] = crs
         profile["transform"] = da.rio.transform(recalc=False)
     nodata = da.rio.nodata if hasattr(da, "rio") else None
+    if nodata is None and np.dtype(da.dtype).kind == "f":
+        nodata = float("nan")  # float outputs mark no-data (masked pixels) as NaN
     if nodata is not None:
         profile["nodata"] = nodata
     target = Path(path)

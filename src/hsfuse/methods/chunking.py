@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["Tile", "StatsPass", "Chunked", "State", "combine", "core_of"]
+__all__ = ["Tile", "StatsPass", "Chunked", "State", "combine", "core_of", "select"]
 
 #: a fitted state or a dict of partial sums: names -> float64 tensors (or small Python values)
 State = dict[str, Any]
@@ -43,6 +43,11 @@ class Tile:
         image: the whole LR image's ``(h, w)``.
         ratio: ``r``.
         index: the chunk's ``(i, j)`` in the chunk grid (for seeding, messages).
+        valid: ``(r th, r tw)`` boolean on the HR tile, ``False`` where a pixel is unusable (no-data, cloud, ... of
+            either image; an HSI pixel marks its whole ``r x r`` block), or ``None`` when every pixel is usable. The
+            engine has already filled unusable pixels with the images' band means, so the tensors are finite;
+            statistics must skip them (:meth:`valid_hr_core`, :meth:`valid_lr_core`) and the engine writes no-data
+            there in the result.
     """
 
     hsi: torch.Tensor
@@ -52,6 +57,21 @@ class Tile:
     image: tuple[int, int]
     ratio: int
     index: tuple[int, int] = (0, 0)
+    valid: torch.Tensor | None = None
+
+    def valid_hr_core(self) -> torch.Tensor | None:
+        """Flattened ``(N,)`` usable mask of the HR core pixels, or ``None`` (all usable)."""
+        return None if self.valid is None else self.hr_core(self.valid).reshape(-1)
+
+    def valid_lr_core(self, kernel_size: int | None = None, offset: int | None = None) -> torch.Tensor | None:
+        """Flattened ``(n,)`` mask of the LR core pixels whose footprint (``r x r`` block, or the ``kernel_size``
+        PSF support at the decimation ``offset``) is all usable, or ``None`` (all usable)."""
+        if self.valid is None:
+            return None
+        from ..estimation.operators import lowres_valid
+
+        k = self.ratio if kernel_size is None else kernel_size
+        return self.lr_core(lowres_valid(self.valid, ratio=self.ratio, kernel_size=k, offset=offset)).reshape(-1)
 
     @property
     def core_hr(self) -> tuple[int, int, int, int]:
@@ -127,6 +147,11 @@ def combine(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, how: Liter
     if how == "max":
         return {k: torch.maximum(torch.as_tensor(a[k]), torch.as_tensor(b[k])) for k in a}
     return {k: a[k] + b[k] for k in a}
+
+
+def select(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """``x[:, keep]`` for a ``(C, n)`` matrix of pixels (all of them when ``keep`` is ``None``)."""
+    return x if keep is None else x[:, keep]
 
 
 def core_of(tile: Tile, hr: torch.Tensor) -> torch.Tensor:

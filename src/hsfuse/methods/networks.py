@@ -20,7 +20,7 @@ from ..models.inference import fuse_with_network
 from ..physics import FusionObservation
 from ..progress import ProgressFn
 from ..types import FusionMeasurement
-from .chunking import Chunked, State, StatsPass, Tile
+from .chunking import Chunked, State, StatsPass, Tile, select
 from .options import MethodOptions, option
 
 __all__ = ["NetworkOptions", "network_function", "NETWORK_CHUNKED"]
@@ -70,8 +70,11 @@ def _network(weights: str, *, device: str, hsi_bands: int, msi_bands: int, ratio
 
 
 def _maxima(tile: Tile, physics: Any, options: NetworkOptions, state: State) -> State:
-    return {"max_h": tile.lr_core(tile.hsi).amax(dim=(0, 2, 3)).double(),
-            "max_m": tile.hr_core(tile.msi).amax(dim=(0, 2, 3)).double()}
+    hs = select(tile.lr_core(tile.hsi)[0].flatten(1), tile.valid_lr_core())
+    ms = select(tile.hr_core(tile.msi)[0].flatten(1), tile.valid_hr_core())
+    empty = torch.zeros(hs.shape[0], dtype=torch.float64), torch.zeros(ms.shape[0], dtype=torch.float64)
+    return {"max_h": hs.amax(dim=1).double() if hs.shape[1] else empty[0],
+            "max_m": ms.amax(dim=1).double() if ms.shape[1] else empty[1]}
 
 
 def _scales(t: State, physics: Any, options: NetworkOptions, state: State) -> State:

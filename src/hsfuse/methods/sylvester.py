@@ -57,7 +57,7 @@ from ..errors import InputError
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
 from .bicubic import keys_kernel
-from .chunking import Chunked, StatsPass
+from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
 from .subspace import pca_subspace
 
@@ -375,7 +375,7 @@ def _fuse_halo(ratio: int, physics: FusionObservation, options: FuseOptions) -> 
 
 
 def _fuse_pass(tile: Any, physics: FusionObservation, options: FuseOptions, state: dict) -> dict:
-    hs = tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1)
+    hs = select(tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1), tile.valid_lr_core())
     return {"n": torch.tensor(float(hs.shape[1]), dtype=torch.float64), "gram": hs @ hs.T}
 
 

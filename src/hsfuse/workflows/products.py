@@ -48,6 +48,9 @@ __all__ = ["fuse_products", "ProductsResult", "open_input", "OpenedInput", "Core
 Coregister = Literal["global", "none"]
 Say = Callable[[str], None]
 
+#: how the MSI's reflectance is resampled onto the fused grid (masks: nearest)
+MSI_RESAMPLING = "cubic"
+
 #: the largest window (HSI pixels per side) used to measure the shift and to score without a reference
 WINDOW_LR = 128
 
@@ -102,7 +105,7 @@ def _window(plan: GridPlan) -> tuple[slice, slice]:
     """A central window of the HSI crop, at most ``WINDOW_LR`` pixels per side (LR slices)."""
     h = plan.hsi_window[1] - plan.hsi_window[0]
     w = plan.hsi_window[3] - plan.hsi_window[2]
-    nh, nw = min(h, WINDOW_LR), min(w, WINDOW_LR)
+    nh, nw = min(h, WINDOW_LR) // 2 * 2, min(w, WINDOW_LR) // 2 * 2  # even: QNR blocks of 2r always fit
     y0, x0 = (h - nh) // 2, (w - nw) // 2
     return slice(y0, y0 + nh), slice(x0, x0 + nw)
 
@@ -143,10 +146,49 @@ def _upsampled_mask(mask: Any, ratio: int) -> Any:
     return da.repeat(da.repeat(data, ratio, axis=0), ratio, axis=1)
 
 
+#: at most this many measure-and-correct rounds; stop when the residual is below COREGISTER_DONE_PX (HSI pixels)
+COREGISTER_ROUNDS, COREGISTER_DONE_PX = 3, 0.02
+
+#: the product masks used by default: what makes a pixel's value wrong for fusion (water, dark or snow pixels are
+#: valid reflectance and stay)
+DEFAULT_MASK_REASONS = ("nodata", "cloud", "cirrus", "shadow", "haze", "saturated", "defective", "dilated_cloud")
+
+
+def _masks_of(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float, float],
+              reasons: Callable[[dict[str, Any]], list[str]], window: tuple[int, int, int, int]) -> tuple[Any, list[str]]:
+    """The unusable mask on the fused grid: HSI masks (each pixel its r x r block) and the MSI masks warped with the
+    co-registration ``shift`` (HSI pixels); and what was used."""
+    r0, r1, c0, c1 = window
+    r = plan.ratio
+    out, used = None, []
+    for name in reasons(a.masks):
+        m = _upsampled_mask(a.masks[name].isel(y=slice(r0, r1), x=slice(c0, c1)), r)
+        out = m if out is None else out | m
+        used.append(f"HSI {name}")
+    for name in reasons(b.masks):
+        m = warp_to_grid(b.masks[name], plan.target, resampling="nearest", shift=(-shift[0] * r, -shift[1] * r)).data
+        out = m if out is None else out | m
+        used.append(f"MSI {name}")
+    return out, used
+
+
+def _corrected(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float, float], reasons: Any,
+               r0: int, r1: int, c0: int, c1: int) -> tuple[Any, Any]:
+    import dask.array as da
+    import xarray as xr
+
+    r = plan.ratio
+    msi = warp_to_grid(b.image, plan.target, resampling=MSI_RESAMPLING, shift=(-shift[0] * r, -shift[1] * r))
+    masks, _ = _masks_of(a, b, plan, shift, reasons, (r0, r1, c0, c1))
+    if masks is None:
+        masks = da.zeros(plan.target.shape, dtype=bool, chunks=512)
+    return msi, xr.DataArray(masks, dims=("y", "x"))
+
+
 def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method: str,
                   options: Mapping[str, Any] | MethodOptions | None = None, srf: SrfSpec | None = None,
                   bands: Sequence[str] | None = None, psf: PsfSpec = None, ratio: int | None = None,
-                  coregister: Coregister = "global", mask: Any = None,
+                  coregister: Coregister = "global", shift: tuple[float, float] | None = None, mask: Any = None,
                   mask_reasons: Sequence[str] | None = None, weights: str | os.PathLike[str] | None = None,
                   memory_gb: float | None = None, chunk: int | None = None, workers: int | None = None,
                   scheduler: str | None = None, threads: int | None = None, overwrite: bool = False,
@@ -159,11 +201,14 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
             or lazy DataArrays.
         output: ``.zarr`` or ``.tif`` (written chunk by chunk, atomically); ``<output>.report.json`` beside it.
         method, options, weights: the fusion method (``hsfuse methods``).
-        srf, bands: the MSI's response (default: the product's sensor and band names); psf: default Gaussian FWHM r.
+        srf: the MSI's response (default: the product's sensor and band names); bands: the MSI bands to use (by
+            name, e.g. the 10 m bands of Sentinel-2); psf: default Gaussian FWHM r.
         ratio: force the ratio (default: from the pixel sizes, see :func:`hsfuse.geo.plan_grids`).
         coregister: ``"global"`` measures and removes a global translation; ``"none"`` only measures it.
+        shift: a known translation ``(dy, dx)`` of the MSI in HSI pixels (``+dy``: its content sits further down)
+            to remove instead of measuring one.
         mask: a raster of unusable pixels (non-zero = unusable) on either input's grid, or ``None``.
-        mask_reasons: which product masks to use (default: all of them), e.g. ``["nodata", "cloud", "shadow"]``.
+        mask_reasons: which product masks to use (default :data:`DEFAULT_MASK_REASONS`; ``["all"]``: every mask).
         memory_gb, chunk, workers, scheduler, threads, overwrite, resume, cog, progress: the large-scene engine's.
     """
     from ..chunked import fuse_chunked
@@ -181,34 +226,33 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
     h = a.image.isel(y=slice(r0, r1), x=slice(c0, c1))
     r = plan.ratio
 
-    def reasons(masks: dict[str, Any]) -> list[str]:
-        if mask_reasons is None:
-            return list(masks)
-        return [n for n in mask_reasons if n in masks]
+    wanted = DEFAULT_MASK_REASONS if mask_reasons is None else tuple(mask_reasons)
 
-    unusable = None
-    used: list[str] = []
-    for name in reasons(a.masks):  # HSI masks: each HSI pixel marks its r x r block
-        m = _upsampled_mask(a.masks[name].isel(y=slice(r0, r1), x=slice(c0, c1)), r)
-        unusable = m if unusable is None else unusable | m
-        used.append(f"HSI {name}")
+    def reasons(masks: dict[str, Any]) -> list[str]:
+        return list(masks) if "all" in wanted else [n for n in wanted if n in masks]
+
+    unusable, used = _masks_of(a, b, plan, (0.0, 0.0), reasons, plan.hsi_window)
     import xarray as xr
 
-    for name in reasons(b.masks):
-        m = warp_to_grid(b.masks[name], plan.target, resampling="nearest").data
-        unusable = m if unusable is None else unusable | m
-        used.append(f"MSI {name}")
     if mask is not None:
         extra = open_input(mask, label="mask").image
         extra = extra[0] if extra.ndim == 3 else extra
-        m = warp_to_grid(extra.astype(bool), plan.target, resampling="nearest").data
-        unusable = m if unusable is None else unusable | m
+        user = warp_to_grid(extra.astype(bool), plan.target, resampling="nearest").data
+        unusable = user if unusable is None else unusable | user
         used.append("user mask")
+    else:
+        user = None
     if unusable is None:
         import dask.array as da
 
         unusable = da.zeros(plan.target.shape, dtype=bool, chunks=512)
     unusable_da = xr.DataArray(unusable, dims=("y", "x"))
+    if bands is not None and "band_name" in b.image.coords:  # the MSI bands to fuse with (by name)
+        present = [str(n) for n in b.image.coords["band_name"].values]
+        missing = [n for n in bands if n not in present]
+        if missing:
+            raise InputError(f"the MSI has no band(s) {', '.join(missing)}; it has: {', '.join(present)}")
+        b.image = b.image.isel(band=[present.index(n) for n in bands])
     wavelengths, fwhm = _wavelengths(h)
     names = [str(n) for n in b.image.coords["band_name"].values] if "band_name" in b.image.coords else None
     srf_spec = srf if srf is not None else b.sensor
@@ -217,35 +261,30 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
     physics = build_observation(hsi_bands=h.shape[0], msi_bands=b.image.shape[0], ratio=r, wavelengths=wavelengths,
                                 fwhm=fwhm, srf=srf_spec, psf=psf, bands=bands if bands is not None else
                                 (names if srf is None else None), needs_srf=spec.needs_srf)
-    msi_warped = warp_to_grid(b.image, plan.target, resampling="cubic")
+    msi_warped = warp_to_grid(b.image, plan.target, resampling=MSI_RESAMPLING)
     report: dict[str, Any] = {"hsi": a.description, "msi": b.description, "grids": plan.reason, "ratio": r,
                               "fused_grid": {"crs": plan.target.crs, "transform": list(plan.target.transform),
                                              "shape": list(plan.target.shape)}, "masks": used, "method": spec.name}
-    if physics.spectral.msi_bands and srf_spec is not None:
-        reg_physics = physics
-        before = _measure_shift(h, msi_warped, unusable_da, plan, reg_physics)
-        report["registration_before"] = {"shift_hsi_px": list(before.shift_lr_px), "peak": before.peak}
-        say(f"co-registration: measured shift (dy, dx) = ({before.shift_lr_px[0]:+.3f}, {before.shift_lr_px[1]:+.3f})"
-            f" HSI pixels (correlation {before.peak:.2f})")
-        if coregister == "global":
+    if shift is not None or (srf_spec is not None and coregister != "skip"):
+        dy, dx = (0.0, 0.0) if shift is None else (float(shift[0]), float(shift[1]))
+        if shift is None:
+            before = _measure_shift(h, msi_warped, unusable_da, plan, physics)
+            report["registration_before"] = {"shift_hsi_px": list(before.shift_lr_px), "peak": before.peak}
+            say(f"co-registration: measured shift (dy, dx) = ({before.shift_lr_px[0]:+.3f}, "
+                f"{before.shift_lr_px[1]:+.3f}) HSI pixels (correlation {before.peak:.2f})")
             dy, dx = before.shift_lr_px
-            msi_warped = warp_to_grid(b.image, plan.target, resampling="cubic", shift=(-dy * r, -dx * r))
-            shifted = [warp_to_grid(b.masks[n], plan.target, resampling="nearest", shift=(-dy * r, -dx * r)).data
-                       for n in reasons(b.masks)]
-            hsi_part = None
-            for name in reasons(a.masks):
-                m = _upsampled_mask(a.masks[name].isel(y=slice(r0, r1), x=slice(c0, c1)), r)
-                hsi_part = m if hsi_part is None else hsi_part | m
-            parts = [p for p in [hsi_part, *shifted] if p is not None]
-            if parts:
-                unusable = parts[0]
-                for p in parts[1:]:
-                    unusable = unusable | p
-                unusable_da = xr.DataArray(unusable, dims=("y", "x"))
-            after = _measure_shift(h, msi_warped, unusable_da, plan, reg_physics)
+        if shift is not None or coregister == "global":
+            for round_ in range(COREGISTER_ROUNDS):  # correct, measure the residual, correct it too
+                msi_warped, unusable_da = _corrected(a, b, plan, (dy, dx), reasons, r0, r1, c0, c1)
+                after = _measure_shift(h, msi_warped, unusable_da, plan, physics)
+                if shift is not None or after.magnitude_lr_px < COREGISTER_DONE_PX or round_ == COREGISTER_ROUNDS - 1:
+                    break
+                dy, dx = dy + after.shift_lr_px[0], dx + after.shift_lr_px[1]
+            unusable = unusable_da.data if user is None else unusable_da.data | user
+            report["registration_correction"] = {"shift_hsi_px": [dy, dx], "source": "given" if shift else "measured"}
             report["registration_after"] = {"shift_hsi_px": list(after.shift_lr_px), "peak": after.peak}
-            say(f"co-registration: corrected; residual ({after.shift_lr_px[0]:+.3f}, {after.shift_lr_px[1]:+.3f}) HSI "
-                "pixels")
+            say(f"co-registration: corrected by ({-dy:+.3f}, {-dx:+.3f}); residual ({after.shift_lr_px[0]:+.3f}, "
+                f"{after.shift_lr_px[1]:+.3f}) HSI pixels")
     # pixels outside the MSI footprint (NaN after warping) are unusable too
     import dask.array as da
 
