@@ -115,10 +115,14 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/hsfuse-bench-large", help="scratch folder for inputs and outputs")
     p.add_argument("--timeout", type=float, default=3600.0)
     p.add_argument("-o", "--output", default="benchmarks/results/large")
+    p.add_argument("--report-only", action="store_true", help="rewrite results.md from results.json (no runs)")
     args = p.parse_args()
+    if args.report_only:
+        saved = json.loads((Path(args.output) / "results.json").read_text())
+        _write(Path(args.output), saved["rows"], saved["settings"], saved["machine"], args.memory_gb)
+        return
 
     from hsfuse.bench.machine import machine_description
-    from hsfuse.bench.runner import markdown_table
     from hsfuse.data.large_scene import LargeScene, write_large_pair
 
     work = Path(args.work)
@@ -159,12 +163,20 @@ def main() -> None:
                     row["ns_per_px_band"] = result["wall_s"] / (size * size * 200) * 1e9
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    targets = _targets(rows, args.memory_gb)
     machine = machine_description()
     settings = {"sizes": args.sizes, "methods": args.methods, "workers": args.workers,
                 "cluster_sizes": args.cluster_sizes, "memory_gb": args.memory_gb,
                 "bands": 200, "msi": "sentinel2a " + ",".join(BANDS), "ratio": 4, "inputs": "zarr (uncompressed)",
                 "output": "zarr, float32, uncompressed"}
+    _write(out_dir, rows, settings, machine, args.memory_gb)
+    print(f"wrote {out_dir}/results.json, results.md")
+
+
+def _write(out_dir: Path, rows: list[dict[str, Any]], settings: dict[str, Any], machine: dict[str, Any],
+           budget: float) -> None:
+    from hsfuse.bench.runner import markdown_table
+
+    targets = _targets(rows, budget)
     (out_dir / "results.json").write_text(json.dumps({"machine": machine, "settings": settings, "rows": rows,
                                                       "targets": targets}, indent=1) + "\n")
     cols = ["size", "method", "scheduler", "wall_s", "peak_gb", "mpix_per_s", "ns_per_px_band", "chunk_hr", "chunks",
@@ -175,14 +187,14 @@ def main() -> None:
             markdown_table(rows, [c for c in cols if any(c in r for r in rows)]), "## Targets", "",
             markdown_table(targets) if targets else "(not enough runs)", ""]
     (out_dir / "results.md").write_text("\n".join(text))
-    print(f"wrote {out_dir}/results.json, results.md")
 
 
 def _targets(rows: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
     out = []
     ok = [r for r in rows if "wall_s" in r]
     for method in sorted({r["method"] for r in ok}):
-        local = {r["size"]: r for r in ok if r["method"] == method and r["scheduler"] == "local threads"}
+        local = {r["size"]: r for r in ok if r["method"] == method and r["mode"] == "chunked"
+                 and str(r["scheduler"]).startswith("local threaded")}
         whole = {r["size"]: r for r in ok if r["method"] == method and r["mode"] == "whole"}
         big, small = max(local, default=None), min(local, default=None)
         row: dict[str, Any] = {"method": method}
