@@ -305,3 +305,27 @@ def test_networks_run_chunk_by_chunk_with_whole_image_band_scaling(sim, tmp_path
     # the scaling is the whole image's (never a tile's): far from seams the chunks reproduce the whole image
     rel = np.sqrt(np.mean((out - whole) ** 2)) / np.sqrt(np.mean(whole ** 2))
     assert rel < 0.05, rel
+
+
+@pytest.mark.parametrize("name", ["gsa", "fuse", "bicubic"])
+def test_masked_pixels_are_ignored_and_written_as_nodata(sim, name):
+    """Garbage (NaN, huge values) under the mask changes nothing outside it: the statistics skip masked pixels and
+    the fill uses the usable pixels' band means; masked pixels come out NaN."""
+    y, hsi, msi = _arrays(sim)
+    mask = np.zeros(msi.shape[1:], bool)
+    mask[40:72, 24:52] = True  # an MSI cloud, aligned to whole HSI pixels
+    mask[100:104, 60:64] = True  # and one HSI no-data pixel's block
+    a_h, a_m = hsi.copy(), msi.copy()
+    a_m[:, mask] = 5.0  # bright cloud
+    a_h[:, 25, 15] = np.nan  # HSI no-data
+    b_m = a_m.copy()
+    b_m[:, mask] = 123.0  # other garbage
+    b_h = a_h.copy()
+    ra = fuse_chunked(a_h, a_m, method=name, physics=sim.physics, chunk=32, mask=mask).output.values
+    rb = fuse_chunked(b_h, b_m, method=name, physics=sim.physics, chunk=32, mask=mask).output.values
+    assert np.isnan(ra[:, mask]).all() and np.isfinite(ra[:, ~mask]).all()
+    if name == "bicubic":  # no MSI involved: identical
+        np.testing.assert_array_equal(ra[:, ~mask], rb[:, ~mask])
+    else:  # the statistics are identical; only pixels whose tile sees the garbage through the apply may differ
+        far = ~np.isin(np.arange(msi.shape[1]), np.arange(20, 92))[:, None] & np.ones(msi.shape[2], bool)[None]
+        np.testing.assert_allclose(ra[:, far], rb[:, far], atol=1e-5)

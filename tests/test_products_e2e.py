@@ -3,7 +3,7 @@ the real Jasper Ridge scene, with a known sub-pixel shift and a cloud (``tests/f
 through ``hsfuse fuse``: the grids are matched, the shift is reported and corrected to within 0.1 HSI pixel, the
 cloud is masked, and the result scores within 0.5 dB of the same products with the true shift removed. Against the
 aligned pair that was never resampled (fused in memory), the two cubic resamplings of the MSI (to EPSG:4326 in the
-generator, back in hsfuse) cost a further 1.0 dB (GSA) and 3.1 dB (FUSE), measured and allowed here.
+generator, back in hsfuse) cost a further 1.0 dB (GSA) and 1.1 dB (FUSE), measured and allowed here.
 
 Independent sources: the generator's truth (the reference scene on the UTM grid, the aligned MSI, the shift), and
 the same method run in memory on the aligned pair.
@@ -41,7 +41,7 @@ def _psnr(estimate: np.ndarray, reference: np.ndarray, keep: np.ndarray) -> floa
 BANDS = ["B2", "B3", "B4", "B8"]
 #: measured loss of the two resamplings (UTM -> EPSG:4326 in the generator, back in hsfuse; cubic) against the
 #: in-memory aligned pair that was never resampled: what the test allows on top of 0.5 dB
-RESAMPLING_LOSS_DB = {"gsa": 1.0, "fuse": 3.1}
+RESAMPLING_LOSS_DB = {"gsa": 1.0, "fuse": 1.1}
 
 
 @pytest.mark.parametrize("method", ["gsa", "fuse"])

@@ -137,15 +137,29 @@ def _fill(x: np.ndarray, means: np.ndarray | None) -> np.ndarray:
 
 
 def _tile(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None, chunk: Chunk, *, ratio: int,
-          image: tuple[int, int], dtype: torch.dtype, fill: State | None) -> Tile:
+          image: tuple[int, int], dtype: torch.dtype, fill: State | None,
+          physics: FusionObservation | None = None) -> Tile:
+    """The tile as tensors. With a mask, no-data (non-finite) values are filled with the band means of the usable
+    pixels, and unusable MSI pixels (clouds...) with the HSI seen through the SRF (cubic-upsampled), so no method
+    (an FFT solve in particular) sees garbage; statistics skip them through ``Tile.valid``."""
     means_h = None if fill is None else fill["mean_h"]
     means_m = None if fill is None else fill["mean_m"]
     # torch.tensor copies into torch's (aligned) allocations: BLAS results then do not depend on where the
     # scheduler happened to place the input buffers, so the fitted statistics are bitwise reproducible
-    return Tile(hsi=torch.tensor(_fill(np.asarray(hsi), means_h), dtype=dtype)[None],
-                msi=torch.tensor(_fill(np.asarray(msi), means_m), dtype=dtype)[None],
-                core=chunk.core_in_tile(), origin=(chunk.tile[0], chunk.tile[2]), image=image, ratio=ratio,
-                index=chunk.index, valid=None if unusable is None else torch.from_numpy(~np.asarray(unusable, bool)))
+    h = torch.tensor(_fill(np.asarray(hsi), means_h), dtype=dtype)[None]
+    m = torch.tensor(_fill(np.asarray(msi), means_m), dtype=dtype)[None]
+    valid = None
+    if unusable is not None:
+        bad = torch.from_numpy(np.asarray(unusable, bool))
+        valid = ~bad
+        if physics is not None and bool(bad.any()):
+            from ..physics.interpolation import upsample_cubic
+
+            up = upsample_cubic(h.double(), ratio=ratio, offset=physics.spatial.offset)
+            guess = physics.spectral.A(up.to(physics.spectral.matrix.dtype)).to(dtype)
+            m = torch.where(bad[None, None], guess, m)
+    return Tile(hsi=h, msi=m, core=chunk.core_in_tile(), origin=(chunk.tile[0], chunk.tile[2]), image=image,
+                ratio=ratio, index=chunk.index, valid=valid)
 
 
 def _means_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray, chunk: Chunk, ratio: int) -> State:
@@ -169,7 +183,7 @@ def _partial_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None,
     limit_torch_threads(threads)
     plan = _plan(get_method(method))
     tile = _tile(hsi, msi, unusable, chunk, ratio=physics.ratio, image=image, dtype=torch.float64,
-                 fill=state.get("fill"))
+                 fill=state.get("fill"), physics=physics)
     with torch.no_grad():
         return plan.passes[pass_index].partial(tile, physics, options, state)
 
@@ -180,7 +194,7 @@ def _apply_task(hsi: np.ndarray, msi: np.ndarray, unusable: np.ndarray | None, c
     limit_torch_threads(threads)
     plan = _plan(get_method(method))
     tile = _tile(hsi, msi, unusable, chunk, ratio=physics.ratio, image=image, dtype=torch.float32,
-                 fill=state.get("fill"))
+                 fill=state.get("fill"), physics=physics)
     with torch.no_grad():
         out = plan.apply(tile, physics, options, state)
     block = out[0].cpu().numpy().astype(out_dtype, copy=False)
@@ -317,9 +331,10 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
         method: a method with a chunked plan (``hsfuse methods``). physics: its operators (``ratio`` included).
         options: the method's options. weights: a checkpoint (networks).
         mask: ``(H, W)`` boolean on the MSI grid, ``True`` where a pixel is unusable (no-data, cloud, shadow... of
-            either image; mark an HSI pixel's whole ``r x r`` block). The method's statistics skip those pixels,
-            non-finite input values are filled with the band means of the usable pixels before the method sees
-            them, and the result is no-data (NaN) there. Without a mask the inputs must be finite.
+            either image; mark an HSI pixel's whole ``r x r`` block). The method's statistics skip those pixels;
+            before the method sees a tile, non-finite values are filled with the band means of the usable pixels
+            and unusable MSI pixels with the HSI seen through the SRF; the result is no-data (NaN) there. Without a
+            mask the inputs must be finite.
         chunk: HR chunk side (a multiple of ``r``); default: the largest that fits ``memory_gb`` (GiB, the whole
             process) with the scheduler's concurrent tasks.
         workers, scheduler, threads: where the graph runs (:func:`~hsfuse.chunked.cluster.open_scheduler`).
