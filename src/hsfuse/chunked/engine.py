@@ -110,7 +110,8 @@ def plan_chunks(spec: MethodSpec, physics: FusionObservation, options: MethodOpt
         chunk_lr = chunk_for_budget(memory_bytes=memory_gb * 2**30,
                                     baseline_bytes=process_rss() + processes * WORKER_BASELINE_BYTES,
                                     hsi_bands=hsi_bands, msi_bands=msi_bands, ratio=r, halo=halo,
-                                    working_set=plan.working_set, concurrent=concurrent, lr_shape=lr_shape)
+                                    working_set=plan.working_set, concurrent=concurrent, lr_shape=lr_shape,
+                                    usable=0.5 if processes else 0.75)
     return ChunkGrid(lr_shape=lr_shape, ratio=r, chunk_lr=chunk_lr)
 
 

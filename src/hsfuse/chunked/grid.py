@@ -95,22 +95,24 @@ class ChunkGrid:
 
 
 def chunk_for_budget(*, memory_bytes: float, baseline_bytes: float, hsi_bands: int, msi_bands: int, ratio: int,
-                     halo: int, working_set: float, concurrent: int, lr_shape: tuple[int, int]) -> int:
+                     halo: int, working_set: float, concurrent: int, lr_shape: tuple[int, int],
+                     usable: float = 0.75) -> int:
     """The largest chunk side (LR pixels) whose concurrent tasks fit the budget.
 
     One task holds about ``working_set * L + 24 m`` bytes per HR pixel of its tile (core plus ``halo`` LR pixels on
     each side; ``working_set``: the method's measured peak bytes per HR pixel per HSI band), and ``concurrent``
-    tasks run at once; ``baseline_bytes`` (the process before any task: libraries, the inputs' metadata) and a
-    quarter of the rest are kept free for the scheduler, I/O buffers and the allocator. Raises
+    tasks run at once; ``baseline_bytes`` (the process before any task: libraries, the inputs' metadata) and the
+    share ``1 - usable`` of the rest are kept free for the scheduler, I/O buffers and the allocator (worker
+    processes of a cluster keep more memory they freed: the engine passes 0.5 for them). Raises
     :class:`InputError` when not even a chunk of 8 LR pixels fits.
     """
-    free = (memory_bytes - baseline_bytes) * 0.75
+    free = (memory_bytes - baseline_bytes) * usable
     per_hr_px = working_set * hsi_bands + 24.0 * msi_bands
     per_task = free / max(1, concurrent)
     side_hr = math.sqrt(max(per_task, 0.0) / per_hr_px)  # tile side in HR pixels
     chunk = int(side_hr // ratio) - 2 * halo
     if chunk < 8:
-        need = baseline_bytes + concurrent * per_hr_px * (ratio * (8 + 2 * halo)) ** 2 / 0.75
+        need = baseline_bytes + concurrent * per_hr_px * (ratio * (8 + 2 * halo)) ** 2 / usable
         raise InputError(f"a memory budget of {memory_bytes / 2**30:.2f} GiB is too small for this method with "
                          f"{hsi_bands} bands and {concurrent} parallel task(s): it needs about {need / 2**30:.2f} GiB; "
                          "raise --memory-gb or use fewer workers/threads")
