@@ -97,3 +97,22 @@ def test_a_pair_without_overlap_is_one_clear_error(pair, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "do not overlap" in err and err.count("error:") == 1 and not (tmp_path / "x.tif").exists()
     shutil.rmtree(tmp_path / "far")
+
+
+def test_info_and_srf_show_on_the_products(pair, tmp_path, capsys):
+    from hsfuse.physics.srf_library import srf_matrix
+
+    assert main(["info", str(pair.sentinel2)]) == 0
+    out = capsys.readouterr().out
+    assert "sentinel2a L2A" in out and "EPSG:4326" in out and "cloud" in out
+    fig = tmp_path / "srf.png"
+    assert main(["srf", "show", "--hsi", str(pair.enmap), "--msi", str(pair.sentinel2), "--bands", "B2,B3,B4,B8",
+                 "-o", str(fig)]) == 0
+    out = capsys.readouterr().out
+    assert fig.stat().st_size > 1000 and "B8" in out
+    # the centroids printed are those of the library's SRF on the HSI's Gaussian bands, recomputed here
+    t = pair.truth
+    R, _ = srf_matrix("sentinel2a", t.hsi_wavelengths, hsi_fwhm=t.hsi_fwhm, bands=["B2", "B3", "B4", "B8"],
+                      normalize="none")
+    centroid = (R * t.hsi_wavelengths).sum(axis=1) / R.sum(axis=1)
+    assert f"{centroid[0]:.4g}" in out and f"{centroid[3]:.4g}" in out
