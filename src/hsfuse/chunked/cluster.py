@@ -75,7 +75,7 @@ def open_scheduler(*, workers: int | None = None, scheduler: str | None = None,
 
         n = check_positive_int(workers, "workers")
         per = check_positive_int(threads, "threads") if threads is not None else max(1, cores // n)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=per, processes=True, dashboard_address=None,
+        cluster = LocalCluster(n_workers=n, threads_per_worker=per, processes=True, dashboard_address=":0",
                                memory_limit=0, silence_logs=50)
         client = Client(cluster)
         try:

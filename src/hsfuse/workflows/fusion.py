@@ -344,20 +344,24 @@ def _too_big(spec: MethodSpec, hsi: Any, msi: Any, large: Mapping[str, Any], hsi
 
 
 def _is_real_pair(hsi: Any, msi: Any) -> bool:
-    """Either input is a product, or both are georeferenced on grids that are not an integer refinement."""
+    """Either input is a product, or both are georeferenced on grids that are not already a pair: same CRS, the MSI
+    exactly ``r`` times the HSI in pixels and size, origins within one MSI pixel (the model's decimation phase, e.g.
+    what ``hsfuse simulate`` writes, is not a grid mismatch)."""
     from ..io.products import product_type
 
     if product_type(hsi) is not None or product_type(msi) is not None:
         return True
     try:
-        from ..geo import grid_of, plan_grids
+        from ..geo import grid_of
         from ..io.lazy import open_lazy
 
-        h, m = open_lazy(hsi), open_lazy(msi)
-        grid_of(h, "HSI"), grid_of(m, "MSI")
+        h, m = grid_of(open_lazy(hsi), "HSI"), grid_of(open_lazy(msi), "MSI")
     except Exception:  # noqa: BLE001 - not georeferenced (or unreadable: the ordinary path reports it)
         return False
-    try:
-        return not plan_grids(h, m).same_grid
-    except InputError:
-        return True  # e.g. no overlap: the real-pair path says so
+    (hh, hw), (mh, mw) = h.shape, m.shape
+    aligned = (h.crs == m.crs and mh % hh == 0 and mw % hw == 0 and mh // hh == mw // hw
+               and np.allclose(np.asarray(h.transform)[[0, 1, 3, 4]] / (mh // hh), np.asarray(m.transform)[[0, 1, 3, 4]],
+                               rtol=1e-6, atol=0)
+               and abs(h.transform[2] - m.transform[2]) <= abs(m.transform[0]) + 1e-9
+               and abs(h.transform[5] - m.transform[5]) <= abs(m.transform[4]) + 1e-9)
+    return not aligned
