@@ -35,21 +35,14 @@ from typing import Any
 
 RUN = r"""
 import json, sys, threading, time
-import psutil
+from hsfuse.chunked.engine import process_rss  # this process and its children (LocalCluster workers)
 
 peak = [0]
 stop = threading.Event()
 
 def sample():
-    me = psutil.Process()
     while not stop.is_set():
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                pass
-        peak[0] = max(peak[0], total)
+        peak[0] = max(peak[0], process_rss())
         time.sleep(0.05)
 
 threading.Thread(target=sample, daemon=True).start()

@@ -171,30 +171,22 @@ def _spatial_chunks(chunks: Any, hw: tuple[int, int], natural: tuple[int, int] |
 # ---------------------------------------------------------------------------------------------- lazy file arrays
 
 
-class _FileArray:
-    """A read-only array over a file, for ``dask.array.from_array``: opened on first use in each process, read
-    one window per chunk. Pickling sends the path, never the data (``distributed`` workers reopen the file)."""
+class FileHandleMixin:
+    """A file opened on first use in each process (under a lock) and pickled as its path, never its data, so
+    ``distributed`` workers reopen it. Subclasses set ``self.path`` and call :meth:`_init_handle`."""
 
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
-        self.path = str(path)
-        self.shape = tuple(int(s) for s in shape)
-        self.dtype = native(np.empty(0, dtype)).dtype
-        self.ndim = len(self.shape)
+    path: str
+
+    def _init_handle(self) -> None:
         self._handle: Any = None
         self._lock = threading.Lock()
 
-    def _open(self) -> Any:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _read(self, handle: Any, key: Any) -> np.ndarray:
-        return np.array(handle[key])  # a copy of the window only (handle is a memory map)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def _handle_for(self, opener: Callable[[], Any]) -> Any:
         if self._handle is None:
             with self._lock:
                 if self._handle is None:
-                    self._handle = self._open()
-        return native(self._read(self._handle, key))
+                    self._handle = opener()
+        return self._handle
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -206,13 +198,37 @@ class _FileArray:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def __dask_tokenize__(self) -> Any:
+    def file_stamp(self) -> Any:
+        """``(mtime_ns, size)`` of the file (for dask tokens: a changed file is a new array), or ``None``."""
         try:
             stat = os.stat(self.path)
-            stamp: Any = (stat.st_mtime_ns, stat.st_size)
         except OSError:
-            stamp = None
-        return (type(self).__name__, self.path, stamp, self.shape, str(self.dtype), *self._token_extra())
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+
+class _FileArray(FileHandleMixin):
+    """A read-only array over a file, for ``dask.array.from_array``: opened on first use in each process, read
+    one window per chunk. Pickling sends the path, never the data (``distributed`` workers reopen the file)."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self.path = str(path)
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = native(np.empty(0, dtype)).dtype
+        self.ndim = len(self.shape)
+        self._init_handle()
+
+    def _open(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _read(self, handle: Any, key: Any) -> np.ndarray:
+        return np.array(handle[key])  # a copy of the window only (handle is a memory map)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return native(self._read(self._handle_for(self._open), key))
+
+    def __dask_tokenize__(self) -> Any:
+        return (type(self).__name__, self.path, self.file_stamp(), self.shape, str(self.dtype), *self._token_extra())
 
     def _token_extra(self) -> tuple[Any, ...]:
         return ()

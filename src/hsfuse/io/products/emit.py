@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,7 @@ import numpy as np
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
 from .._common import import_optional, nm_factor, reading, shape_str
-from ..lazy import _H5Array, _spatial_chunks
+from ..lazy import FileHandleMixin, _H5Array, _spatial_chunks
 from .base import Product
 from .enmap import build_image, mask_dataarray, nodata_mask, sort_bands
 
@@ -158,7 +157,7 @@ def open_emit(
 # ---------------------------------------------------------------------------------------------- the GLT gather
 
 
-class _SwathGather:
+class _SwathGather(FileHandleMixin):
     """The block function of the orthorectification: ``(glt_x block, glt_y block) -> (bands, rows, cols)`` float32.
 
     Reads only the swath rows/columns the block needs, opens the file on first use in each process and pickles as
@@ -170,19 +169,17 @@ class _SwathGather:
         self.swath = tuple(int(n) for n in swath)
         self.bands = np.asarray(bands, np.intp)
         self.fill = fill
-        self._handle: Any = None
-        self._lock = threading.Lock()
+        self._init_handle()
 
     def _dataset(self) -> Any:
-        if self._handle is None:
-            with self._lock:
-                if self._handle is None:
-                    import h5py
+        def opener() -> Any:
+            import h5py
 
-                    with reading(Path(self.path), "NetCDF-4 (EMIT)"):
-                        f = h5py.File(self.path, "r")
-                    self._handle = (f, f[self.variable])
-        return self._handle[1]
+            with reading(Path(self.path), "NetCDF-4 (EMIT)"):
+                f = h5py.File(self.path, "r")
+            return f, f[self.variable]
+
+        return self._handle_for(opener)[1]
 
     def __call__(self, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
         gx, gy = np.asarray(gx), np.asarray(gy)
@@ -215,23 +212,8 @@ class _SwathGather:
         out[:, valid] = vals.T
         return out
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_handle"] = None
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
     def __dask_tokenize__(self) -> Any:
-        try:
-            st = os.stat(self.path)
-            stamp: Any = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = None
-        return ("emit-gather", self.path, stamp, self.variable, self.swath, self.bands.tolist(), self.fill)
+        return ("emit-gather", self.path, self.file_stamp(), self.variable, self.swath, self.bands.tolist(), self.fill)
 
 
 def _glt_arrays(p: Path, glt: dict[str, Any], cy: int, cx: int) -> tuple[Any, Any]:
