@@ -166,6 +166,13 @@ def fuse(hsi: ImageLike, msi: ImageLike, *, method: str, ratio: int | None = Non
     """
     if options is not None and option_values:
         raise InputError("give the method's options either as options=... or as keywords, not both")
+    from ..io.products import product_type
+
+    products = [str(x) for x in (hsi, msi) if isinstance(x, (str, os.PathLike)) and product_type(x) is not None]
+    if products:
+        raise InputError(f"{', '.join(products)} {'is a product' if len(products) == 1 else 'are products'} (its own "
+                         "grid, masks, sensor): fuse products with hsfuse.fuse_products(hsi, msi, output, method=...), "
+                         "which matches the grids, corrects the co-registration and applies the masks")
     if _is_dataarray(hsi) or _is_dataarray(msi):
         return fuse_scene(hsi, msi, method=method, ratio=ratio, srf=srf, psf=psf, physics=physics, bands=bands,
                           srf_normalize=srf_normalize, offset=offset, boundary=boundary, weights=weights,
