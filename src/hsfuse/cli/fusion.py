@@ -194,8 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ".tif output")
     real = p.add_argument_group("real pairs", "products (EnMAP, PRISMA, EMIT, DESIS, Sentinel-2, Landsat) or "
                                 "georeferenced rasters on their own grids (README: 'Real satellite pairs')")
-    real.add_argument("--coregister", choices=["global", "none"], help="global (default for real pairs): measure and "
-                      "remove a global translation of the MSI; none: only measure it")
+    real.add_argument("--coregister", choices=["global", "local", "none"],
+                      help="global (default for real pairs): measure and remove a global translation of the MSI; "
+                      "local: then also a smooth tie-point displacement field (terrain, attitude); none: only measure")
     real.add_argument("--shift", nargs=2, type=float, metavar=("DY", "DX"), help="remove this known translation of "
                       "the MSI (HSI pixels; +DY: its content sits further down) instead of measuring one")
     real.add_argument("--mask", metavar="FILE", help="a raster of unusable pixels (non-zero) on either image's grid")

@@ -12,6 +12,9 @@ pair of products or georeferenced rasters on different grids):
 4. **Co-registration** (``coregister="global"``, default): the translation between the warped MSI and the HSI is
    measured on a central window (:func:`hsfuse.estimation.registration.check_coregistration`, sub-pixel) and
    removed by warping the MSI again with the opposite shift; the residual is measured and reported.
+   ``coregister="local"`` then measures a field of local shifts (tie points) on the whole globally corrected pair
+   (:func:`hsfuse.estimation.registration.estimate_shift_field`) and removes it by resampling the MSI and its masks
+   along that field (:func:`hsfuse.geo.warp_with_field`); the field is measured again to report the residual.
 5. **Masks**: every mask of both products (or the chosen ``mask_reasons``), the user's ``mask=`` raster, and the
    pixels outside either footprint make one unusable-pixel mask on the fused grid (an HSI pixel marks its ``r x r``
    block); fusion ignores them when fitting and writes no-data (NaN) there.
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..geo import GridPlan, plan_grids, warp_to_grid
+from ..geo import GridPlan, plan_grids, warp_to_grid, warp_with_field
 from ..io.atomic import atomic_output
 from ..methods.options import MethodOptions
 from ..methods.registry import get_method
@@ -45,7 +48,7 @@ from ..progress import ProgressFn
 
 __all__ = ["fuse_products", "ProductsResult", "open_input", "OpenedInput", "Coregister"]
 
-Coregister = Literal["global", "none"]
+Coregister = Literal["global", "local", "none"]
 Say = Callable[[str], None]
 
 #: how the MSI's reflectance is resampled onto the fused grid (masks: nearest)
@@ -149,15 +152,22 @@ def _upsampled_mask(mask: Any, ratio: int) -> Any:
 #: at most this many measure-and-correct rounds; stop when the residual is below COREGISTER_DONE_PX (HSI pixels)
 COREGISTER_ROUNDS, COREGISTER_DONE_PX = 3, 0.02
 
+#: local co-registration (``coregister="local"``): tie-point windows of LOCAL_WINDOW_LR HSI pixels every
+#: LOCAL_STEP_LR (images under 4 windows a side: smaller windows, at least LOCAL_MIN_WINDOW_LR), the step grown so
+#: that there are at most LOCAL_MAX_TIE_POINTS
+LOCAL_WINDOW_LR, LOCAL_STEP_LR, LOCAL_MIN_WINDOW_LR, LOCAL_MAX_TIE_POINTS = 24, 12, 16, 2000
+
 #: the product masks used by default: what makes a pixel's value wrong for fusion (water, dark or snow pixels are
 #: valid reflectance and stay)
 DEFAULT_MASK_REASONS = ("nodata", "cloud", "cirrus", "shadow", "haze", "saturated", "defective", "dilated_cloud")
 
 
 def _masks_of(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float, float],
-              reasons: Callable[[dict[str, Any]], list[str]], window: tuple[int, int, int, int]) -> tuple[Any, list[str]]:
+              reasons: Callable[[dict[str, Any]], list[str]], window: tuple[int, int, int, int],
+              local: Any = None) -> tuple[Any, list[str]]:
     """The unusable mask on the fused grid: HSI masks (each pixel its r x r block) and the MSI masks warped with the
-    co-registration ``shift`` (HSI pixels); and what was used."""
+    co-registration ``shift`` (HSI pixels) and, if given, the local field ``local`` (a ShiftField); and what was
+    used."""
     r0, r1, c0, c1 = window
     r = plan.ratio
     out, used = None, []
@@ -166,23 +176,78 @@ def _masks_of(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float
         out = m if out is None else out | m
         used.append(f"HSI {name}")
     for name in reasons(b.masks):
-        m = warp_to_grid(b.masks[name], plan.target, resampling="nearest", shift=(-shift[0] * r, -shift[1] * r)).data
-        out = m if out is None else out | m
+        m = warp_to_grid(b.masks[name], plan.target, resampling="nearest", shift=(-shift[0] * r, -shift[1] * r))
+        if local is not None:
+            m = warp_with_field(m, local.at_hr, order=0, max_displacement=_largest_hr(local))
+        out = m.data if out is None else out | m.data
         used.append(f"MSI {name}")
     return out, used
 
 
 def _corrected(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float, float], reasons: Any,
-               r0: int, r1: int, c0: int, c1: int) -> tuple[Any, Any]:
+               r0: int, r1: int, c0: int, c1: int, local: Any = None) -> tuple[Any, Any]:
     import dask.array as da
     import xarray as xr
 
     r = plan.ratio
     msi = warp_to_grid(b.image, plan.target, resampling=MSI_RESAMPLING, shift=(-shift[0] * r, -shift[1] * r))
-    masks, _ = _masks_of(a, b, plan, shift, reasons, (r0, r1, c0, c1))
+    if local is not None:  # the tie-point field measured on the globally corrected MSI, removed from it
+        msi = warp_with_field(msi, local.at_hr, order=3, max_displacement=_largest_hr(local))
+    masks, _ = _masks_of(a, b, plan, shift, reasons, (r0, r1, c0, c1), local)
     if masks is None:
         masks = da.zeros(plan.target.shape, dtype=bool, chunks=512)
     return msi, xr.DataArray(masks, dims=("y", "x"))
+
+
+def _largest_hr(field: Any) -> float:
+    """The largest displacement component of a ShiftField in MSI pixels (bilinear: reached at a tie point)."""
+    return float(field.ratio * max(np.abs(field.dy).max(), np.abs(field.dx).max()))
+
+
+def _local_windows(h: int, w: int) -> tuple[int, int]:
+    """``(window, step)`` in HSI pixels for the tie points over an ``h x w`` HSI crop (see LOCAL_WINDOW_LR)."""
+    import math
+
+    side = min(h, w)
+    window = LOCAL_WINDOW_LR if side >= 4 * LOCAL_WINDOW_LR else max(LOCAL_MIN_WINDOW_LR, side // 4)
+    window = min(window, side)
+    step = max(window * LOCAL_STEP_LR // LOCAL_WINDOW_LR, math.ceil(math.sqrt(h * w / LOCAL_MAX_TIE_POINTS)))
+
+    def count(s: int) -> int:
+        return ((h - window) // s + 1) * ((w - window) // s + 1)
+
+    while count(step) > LOCAL_MAX_TIE_POINTS:
+        step += 1
+    return max(window, min(step, side)), step  # sparse tie points: windows as wide as the step, no gaps
+
+
+def _measure_field(hsi: Any, msi: Any, unusable: Any, plan: GridPlan, physics: Any) -> Any:
+    """The tie-point field (:func:`hsfuse.estimation.registration.estimate_shift_field`) over the whole crop: the
+    HSI is projected through the SRF lazily first (``m`` bands), so only ``R Y_h`` and the MSI are held in memory."""
+    import dask.array as da
+
+    from ..estimation.operators import EstimatedOperators
+    from ..estimation.registration import estimate_shift_field
+    from ..types import FusionMeasurement
+
+    r = plan.ratio
+    srf = physics.spectral.matrix.detach().cpu().double().numpy()
+    data = hsi.data if isinstance(hsi.data, da.Array) else da.from_array(np.asarray(hsi.data))
+    projected = np.asarray(da.tensordot(srf, data.astype(np.float64), axes=(1, 0)).compute(), np.float64)
+    m = np.asarray(msi.values, np.float64)
+    bad = np.asarray(unusable.values, bool) | ~np.isfinite(m).all(axis=0)
+    bad |= np.repeat(np.repeat(~np.isfinite(projected).all(axis=0), r, 0), r, 1)
+    if bad.all():
+        raise InputError("no usable pixel to measure a local co-registration (clouds, no-data); pass "
+                         "coregister='global' (CLI: --coregister global)")
+    projected = np.nan_to_num(projected, nan=0.0)
+    m = np.nan_to_num(m, nan=0.0)
+    ops = EstimatedOperators(psf=physics.spatial.psf.detach().cpu().double(),
+                             srf=torch.eye(srf.shape[0], dtype=torch.float64), ratio=r, offset=physics.spatial.offset,
+                             method="given")
+    window, step = _local_windows(*projected.shape[1:])
+    y = FusionMeasurement(torch.from_numpy(projected)[None], torch.from_numpy(m)[None])
+    return estimate_shift_field(y, ops, window=window, step=step, valid=None if not bad.any() else ~bad)
 
 
 def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method: str,
@@ -204,7 +269,9 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
         srf: the MSI's response (default: the product's sensor and band names); bands: the MSI bands to use (by
             name, e.g. the 10 m bands of Sentinel-2); psf: default Gaussian FWHM r.
         ratio: force the ratio (default: from the pixel sizes, see :func:`hsfuse.geo.plan_grids`).
-        coregister: ``"global"`` measures and removes a global translation; ``"none"`` only measures it.
+        coregister: ``"global"`` measures and removes a global translation; ``"local"`` removes the global
+            translation, then a field of local shifts (tie points over the whole crop; at most
+            :data:`LOCAL_MAX_TIE_POINTS`), reported under ``"registration_local"``; ``"none"`` only measures it.
         shift: a known translation ``(dy, dx)`` of the MSI in HSI pixels (``+dy``: its content sits further down)
             to remove instead of measuring one.
         mask: a raster of unusable pixels (non-zero = unusable) on either input's grid, or ``None``.
@@ -258,6 +325,9 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
     srf_spec = srf if srf is not None else b.sensor
     if srf_spec is None and spec.needs_srf:
         raise InputError(f"the MSI's sensor is not known ({b.description}); pass srf= (CLI: --srf SENSOR) and bands=")
+    if coregister == "local" and srf_spec is None:
+        raise InputError("coregister='local' compares the MSI with the HSI seen through the MSI's spectral response: "
+                         "pass srf= (CLI: --srf SENSOR)")
     physics = build_observation(hsi_bands=h.shape[0], msi_bands=b.image.shape[0], ratio=r, wavelengths=wavelengths,
                                 fwhm=fwhm, srf=srf_spec, psf=psf, bands=bands if bands is not None else
                                 (names if srf is None else None), needs_srf=spec.needs_srf)
@@ -273,18 +343,21 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
             say(f"co-registration: measured shift (dy, dx) = ({before.shift_lr_px[0]:+.3f}, "
                 f"{before.shift_lr_px[1]:+.3f}) HSI pixels (correlation {before.peak:.2f})")
             dy, dx = before.shift_lr_px
-        if shift is not None or coregister == "global":
+        if shift is not None or coregister in ("global", "local"):
             for round_ in range(COREGISTER_ROUNDS):  # correct, measure the residual, correct it too
                 msi_warped, unusable_da = _corrected(a, b, plan, (dy, dx), reasons, r0, r1, c0, c1)
                 after = _measure_shift(h, msi_warped, unusable_da, plan, physics)
                 if shift is not None or after.magnitude_lr_px < COREGISTER_DONE_PX or round_ == COREGISTER_ROUNDS - 1:
                     break
                 dy, dx = dy + after.shift_lr_px[0], dx + after.shift_lr_px[1]
-            unusable = unusable_da.data if user is None else unusable_da.data | user
             report["registration_correction"] = {"shift_hsi_px": [dy, dx], "source": "given" if shift else "measured"}
             report["registration_after"] = {"shift_hsi_px": list(after.shift_lr_px), "peak": after.peak}
             say(f"co-registration: corrected by ({-dy:+.3f}, {-dx:+.3f}); residual ({after.shift_lr_px[0]:+.3f}, "
                 f"{after.shift_lr_px[1]:+.3f}) HSI pixels")
+            if coregister == "local":
+                msi_warped, unusable_da = _local_correction(a, b, plan, (dy, dx), reasons, h, msi_warped, unusable_da,
+                                                            user, physics, report, say)
+            unusable = unusable_da.data if user is None else unusable_da.data | user
     # pixels outside the MSI footprint (NaN after warping) are unusable too
     import dask.array as da
 
@@ -308,6 +381,46 @@ def fuse_products(hsi: Any, msi: Any, output: str | os.PathLike[str], *, method:
     with atomic_output(path, overwrite=True) as tmp:
         Path(tmp).write_text(json.dumps(report, indent=1, default=str) + "\n")
     return ProductsResult(Path(result.output), plan, report)
+
+
+def _local_correction(a: OpenedInput, b: OpenedInput, plan: GridPlan, shift: tuple[float, float], reasons: Any,
+                      h: Any, msi: Any, unusable: Any, user: Any, physics: Any, report: dict[str, Any],
+                      say: Say) -> tuple[Any, Any]:
+    """Measure the tie-point field on the globally corrected pair, remove it, measure it again; report both.
+    Returns the corrected MSI and the product masks (without the ``user`` mask, which is used to measure)."""
+    import xarray as xr
+
+    def measure(msi: Any, unusable: Any) -> Any:
+        bad = unusable if user is None else xr.DataArray(unusable.data | user, dims=("y", "x"))
+        return _measure_field(h, msi, bad, plan, physics)
+
+    before = measure(msi, unusable)
+    entry: dict[str, Any] = {"window_hsi_px": before.window, "step_hsi_px": before.step,
+                             "tie_points": {"accepted": before.n_accepted, "total": before.n_total,
+                                            "rejected": dict(before.rejected)},
+                             "before": before.stats()}
+    largest = _largest_hr(before) / plan.ratio
+    if before.n_accepted == 0 or largest < COREGISTER_DONE_PX:
+        entry["applied"] = False
+        report["registration_local"] = entry
+        if before.n_accepted == 0:
+            say(f"local co-registration: no tie point accepted of {before.n_total} ({before.rejected}); not applied")
+        else:  # one more resampling would cost more than it gains
+            say(f"local co-registration: {before.n_accepted}/{before.n_total} tie points, largest shift {largest:.3f} "
+                f"< {COREGISTER_DONE_PX} HSI pixels: already registered, not applied")
+        return msi, unusable
+    r0, r1, c0, c1 = plan.hsi_window
+    msi, unusable = _corrected(a, b, plan, shift, reasons, r0, r1, c0, c1, local=before)
+    after = measure(msi, unusable)
+    entry.update(applied=True, after=after.stats(),
+                 field={"dy_hsi_px": [float(before.dy.min()), float(before.dy.max())],
+                        "dx_hsi_px": [float(before.dx.min()), float(before.dx.max())]})
+    report["registration_local"] = entry
+    b_, a_ = entry["before"], entry["after"]
+    say(f"local co-registration: {before.n_accepted}/{before.n_total} tie points ({before.window} px windows every "
+        f"{before.step}); residual median {b_['median']:.3f}, max {b_['max']:.3f} HSI pixels before, median "
+        + (f"{a_['median']:.3f}, max {a_['max']:.3f} after" if a_["median"] is not None else "- after"))
+    return msi, unusable
 
 
 def _quality(output: Path, hsi: Any, msi: Any, unusable: Any, plan: GridPlan, physics: Any) -> dict[str, Any]:
