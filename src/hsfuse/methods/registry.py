@@ -29,9 +29,11 @@ from ..progress import ProgressFn, reporter
 from ..types import FusionMeasurement
 from .bicubic import BICUBIC_CHUNKED, BicubicOptions, fuse_bicubic
 from .chunking import Chunked
+from .glp import GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
+from .sfim import SFIM_CHUNKED, SfimOptions, fuse_sfim
 from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
 from .udaln import UdalnOptions, fit_udaln_pair, fuse_udaln
 
@@ -193,6 +195,25 @@ METHODS: dict[str, MethodSpec] = {
         options=GsaOptions,
         locality="global",  # band groups and regression weights over the whole image
         chunked=GSA_CHUNKED,
+    ),
+    "sfim": MethodSpec(
+        name="sfim",
+        function=fuse_sfim,
+        description="SFIM-HS: per HSI band a non-negative synthetic PAN from the MSI, intensity modulation by its "
+        "ratio to its low-pass",
+        reference="Liu, IJRS 21(18), 2000; HS-MS form Yokoya, Grohnfeldt, Chanussot, IEEE GRSM 5(2), 2017 (SFIM.m)",
+        options=SfimOptions,
+        locality="global",  # the synthesis regressions over the whole image
+        chunked=SFIM_CHUNKED,
+    ),
+    "glp": MethodSpec(
+        name="glp",
+        function=fuse_glp,
+        description="MTF-GLP-HS: generalized Laplacian pyramid, MTF-matched low-pass, per-band injection gains",
+        reference="Aiazzi et al., PE&RS 72(5), 2006; Selva et al., IEEE JSTARS 8(6), 2015; Yokoya et al. 2017 "
+        "(MTF_GLP_wrapper.m)",
+        options=GlpOptions,
+        locality="global",  # the regressions and gains over the whole image (no chunked plan yet)
     ),
     "fuse": MethodSpec(
         name="fuse",
