@@ -124,7 +124,7 @@ def test_fusion_observation_checks_measurements():
         (dict(ratio=2.5), "positive integer"),
         (dict(ratio=0), "positive integer"),
         (dict(ratio=4, offset=4), "offset"),
-        (dict(ratio=4, boundary="zero"), "boundary"),
+        (dict(ratio=4, boundary="symmetric"), "boundary"),
         (dict(ratio=4, psf=torch.ones(3, 4)), "square"),
     ],
 )

@@ -25,6 +25,10 @@ Presets
     disjoint ``r x r`` blocks, which our convolution with offset ``(r-1)//2`` reproduces exactly (boundary
     never touched); SRF columns normalised to sum to one; no noise; images centre-cropped to multiples of r.
 
+Any preset takes ``boundary="zero"`` as an override to simulate the zero-filled borders of harnesses that blur with
+``scipy.signal.convolve2d(..., mode="same", boundary="fill")`` (e.g. HyperBench); real images are not periodic,
+and this is the harder, more realistic border for methods that assume circular boundaries.
+
 How the presets were verified: ``tests/test_simulation.py`` recomputes each preset's LR HSI with an
 independent NumPy/SciPy transcription of the original code's steps (FFT with a hand-made OTF for DHIF-Net,
 ``scipy.signal.convolve2d(valid)[::r, ::r]`` for UDALN) and compares.
@@ -59,7 +63,9 @@ class SimulationPreset:
         psf_size: PSF support in pixels, or ``"ratio"`` (``r``) or ``"2ratio+1"`` (``2r + 1``).
         psf_sigma: Gaussian standard deviation in pixels (fixed), or ``None`` to use ``psf_fwhm_ratio``.
         psf_fwhm_ratio: Gaussian FWHM as a multiple of the ratio (``FWHM = psf_fwhm_ratio * r``).
-        boundary: ``"circular"`` or ``"reflect"``.
+        boundary: ``"circular"``, ``"reflect"`` or ``"zero"`` (zero-filled borders, as
+            ``scipy.signal.convolve2d(..., "same", boundary="fill")``: HyperBench and other harnesses; every
+            preset accepts it as an override, ``simulate(..., boundary="zero")``).
         offset: decimation offset, or ``"centre"`` for ``(r - 1) // 2``.
         srf_normalize: ``"sum"`` (each MSI band's weights sum to one) or ``"none"``.
         snr_hsi_db, snr_msi_db: noise level per branch in dB, or ``None`` for no noise.

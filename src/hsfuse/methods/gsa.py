@@ -28,7 +28,15 @@ Choices where hsfuse differs from the MATLAB code, and why:
   whose eigenvalue is below ``RANK_TOLERANCE`` (1e-10) of the largest (:func:`group_alpha`); MATLAB's ``\\``
   (pivoted QR) gives the same fitted intensity when the group is full rank, and on (nearly) rank-deficient
   groups its result depends on rounding.
+
+Borders (``stats_border``): the degraded MSI ``Y_m^lr`` equals what the HSI sensor saw only where the blur model
+is right; next to the image border it depends on the boundary assumed (circular / reflect / zero-filled), and any
+mismatch with the data's real border (real images are not periodic; harnesses simulate with zero-filled borders)
+makes those LR pixels wrong. Being whole-image statistics, the band-group correlations and the regression are then
+contaminated everywhere. ``stats_border=b`` leaves the LR pixels within ``b`` pixels of the image border out of
+both (the gains, on the HR grid, and everything else are unchanged); ``None`` (default) uses every pixel.
 """
+
 
 from __future__ import annotations
 
@@ -59,6 +67,9 @@ class GsaOptions(MethodOptions):
     degrade: MsiDegradation = option("physics", "how the MSI is brought to the HSI grid: physics (the known PSF "
                                      "and decimation phase) or block_mean (mean of r x r blocks, PSF-free)")
     boundary: CubicBoundary = option("replicate", "border handling of the cubic upsampling of the HSI")
+    stats_border: int | None = option(None, "leave the LR pixels within this many pixels of the image border out "
+                                      "of the band-group correlations and the regression (their degraded MSI is "
+                                      "wrong under any boundary mismatch); none = use all pixels")
 
 
 def degrade_msi(msi: torch.Tensor, physics: FusionObservation, *, degrade: MsiDegradation = "physics") -> torch.Tensor:
@@ -117,6 +128,23 @@ def group_alpha(cov_h: torch.Tensor, cov_hp: torch.Tensor) -> torch.Tensor:
     return v @ ((v.T @ cov_hp) / vals[keep])
 
 
+def _check_stats_border(stats_border: int | None, h: int, w: int) -> int:
+    """``stats_border`` as an int (0 for ``None``), checked to leave some LR pixels."""
+    if stats_border is None:
+        return 0
+    from .._checks import check_positive_int
+
+    b = check_positive_int(stats_border, "stats_border", minimum=0)
+    if 2 * b >= min(h, w):
+        raise InputError(f"stats_border={b} leaves no pixel of the {h}x{w} low-resolution image")
+    return b
+
+
+def _interior(x: torch.Tensor, b: int) -> torch.Tensor:
+    """``x[..., b:-b, b:-b]`` (all of ``x`` for ``b = 0``)."""
+    return x if b == 0 else x[..., b : x.shape[-2] - b, b : x.shape[-1] - b]
+
+
 def _gsa_group(hs_lr: torch.Tensor, hs_up: torch.Tensor, pan: torch.Tensor, pan_lr: torch.Tensor) -> torch.Tensor:
     """Pansharpening GSA of ``g`` bands: ``hs_lr (g, n)``, ``hs_up (g, M)``, ``pan (M,)``, ``pan_lr (n,)``."""
     n = hs_lr.shape[1]
@@ -139,6 +167,7 @@ def fuse_gsa(
     *,
     degrade: MsiDegradation = "physics",
     boundary: CubicBoundary = "replicate",
+    stats_border: int | None = None,
 ) -> torch.Tensor:
     """GSA hyperspectral sharpening: per MSI band, component substitution on its most correlated HSI bands.
 
@@ -151,6 +180,8 @@ def fuse_gsa(
         physics: the observation model (ratio, offset, PSF).
         degrade: how the MSI is brought to the HSI grid: ``"physics"`` (known PSF) or ``"block_mean"``.
         boundary: border handling of the cubic upsampling.
+        stats_border: LR pixels within this many pixels of the image border are left out of the band-group
+            correlations and the regression (module docstring, "Borders"); ``None``: all pixels.
 
     Returns:
         ``(N, L, r h, r w)`` on the input's device and dtype (computed in float64).
@@ -171,9 +202,11 @@ def fuse_gsa(
     hs = hsi.to(torch.float64)
     ms = msi.to(torch.float64)
     r = physics.ratio
-    ms_lr = degrade_msi(ms, physics, degrade=degrade)
+    b = _check_stats_border(stats_border, *hs.shape[-2:])
+    ms_lr = _interior(degrade_msi(ms, physics, degrade=degrade), b)
     hs_up = upsample_cubic(hs, ratio=r, offset=physics.spatial.offset, boundary=boundary)
-    groups = band_groups(hs, ms_lr)
+    hs_in = _interior(hs, b)
+    groups = band_groups(hs_in, ms_lr)
     out = torch.empty_like(hs_up)
     n_img, bands = hs.shape[:2]
     for n in range(n_img):
@@ -182,7 +215,7 @@ def fuse_gsa(
             if idx.numel() == 0:
                 continue
             fused = _gsa_group(
-                hs[n, idx].flatten(1), hs_up[n, idx].flatten(1), ms[n, j].flatten(), ms_lr[n, j].flatten()
+                hs_in[n, idx].flatten(1), hs_up[n, idx].flatten(1), ms[n, j].flatten(), ms_lr[n, j].flatten()
             )
             out[n, idx] = fused.reshape(idx.numel(), *hs_up.shape[-2:])
     return out.to(hsi.dtype)
@@ -197,7 +230,20 @@ def fuse_gsa(
 # covariance of the upsampled HSI, which give I0 = alpha^T (U(H_k) - mean) and the gains cov(I0, U(H_k)) / var(I0)
 # analytically. Apply: Out_k = U(H_k) + g_k (P - mean(P) - I0) on each chunk (the whole-image code's final mean
 # reset is then the identity). Tiles of a circular operator take their halo across the image border from the
-# opposite side, as the whole image wraps; so the result equals the whole-image one up to summation order.
+# opposite side, as the whole image wraps; so the result equals the whole-image one up to summation order. With
+# stats_border, pass 1 also skips the LR pixels within that many pixels of the image border (from the tile's origin
+# and the image size), as the whole-image code does.
+
+
+def _border_keep(tile: Tile, b: int) -> torch.Tensor:
+    """Flattened mask of the LR core pixels at least ``b`` pixels from the image border."""
+    r0, r1, c0, c1 = tile.core
+    h, w = tile.image
+    rows = torch.arange(r0, r1) + tile.origin[0]
+    cols = torch.arange(c0, c1) + tile.origin[1]
+    keep_r = (rows >= b) & (rows < h - b)
+    keep_c = (cols >= b) & (cols < w - b)
+    return (keep_r[:, None] & keep_c[None, :]).reshape(-1)
 
 
 def _msi_halo(ratio: int, physics: FusionObservation, options: GsaOptions) -> int:
@@ -210,6 +256,10 @@ def _pass1(tile: Tile, physics: FusionObservation, options: GsaOptions, state: S
     ms = tile.msi.to(torch.float64)
     k = physics.spatial.psf.shape[-1] if options.degrade == "physics" else tile.ratio
     keep = tile.valid_lr_core(k, physics.spatial.offset if options.degrade == "physics" else None)
+    b = _check_stats_border(options.stats_border, *tile.image)
+    if b:
+        inner = _border_keep(tile, b)
+        keep = inner if keep is None else keep & inner
     ms_lr = select(tile.lr_core(degrade_msi(ms, physics, degrade=options.degrade))[0].flatten(1), keep)  # (m, n)
     hs = select(tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1), keep)  # (L, n)
     pan = select(tile.hr_core(ms)[0].flatten(1), tile.valid_hr_core())  # (m, N)

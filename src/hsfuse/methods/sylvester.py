@@ -38,7 +38,23 @@ channels back, ``O(p N)`` pointwise work on half spectra, a ``p x m`` and an ``L
 small FFTs on the ``h x w`` grid, and ``p x p`` factorisations.
 
 Limits (exact only under them): circular boundary, one PSF shared by all bands, ``H`` and ``W`` multiples of
-``r`` (all checked). Accuracy: the ``p - rank(RE)`` directions the MSI cannot see have ``mu_j = lam``, and
+``r`` (all checked).
+
+Non-periodic borders (``border="pad"``): real images are not periodic, and harnesses that simulate with zero-filled
+or mirrored borders (``boundary="zero"`` / ``"reflect"``) make the circular model wrong near the edges: the FFT
+solve then joins each edge to the opposite one, and the error spreads a few PSF widths into the image. With
+``border="pad"`` both images are first extended by a margin (``pad`` LR pixels, ``r * pad`` HR pixels, so the
+decimation grid is unchanged) with a *smooth periodic extension* (:func:`smooth_periodic_pad`: along each axis the
+margin on both sides, ``2 pad`` pixels around the periodic seam, is a cosine cross-fade from the mirror image of the
+far edge to the mirror image of the near edge, so the padded image is periodic without a jump), the circular problem
+is solved on the padded images and the result cropped back. The solve itself stays circular: physics with boundary
+``"zero"`` or ``"reflect"`` is accepted in this mode, and its border model is approximated by the extension (the
+observed pixels next to a zero-filled border are darker than any extension predicts; that error stays within about
+one PSF width of the edge). The subspace is still fitted on the observed (unpadded) HSI.
+
+Clipping (``clip=True``): the output is clipped to ``[lo, hi]``, the minimum and maximum over all bands and pixels
+of both inputs (per image of the batch); values outside the data's observed range are overshoot of the linear
+solve (ringing at edges). ``[0, inf)`` is not used, so data with negative values (e.g. standardised) stay valid. Accuracy: the ``p - rank(RE)`` directions the MSI cannot see have ``mu_j = lam``, and
 the Woodbury subtraction then loses about ``eps / lam`` relative accuracy (``~1e-4`` in float32 at the
 default ``lam = 1e-3``).
 """
@@ -48,7 +64,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -61,7 +77,8 @@ from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
 from .subspace import pca_subspace
 
-__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "FuseOptions", "FUSE_CHUNKED"]
+__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "smooth_periodic_pad", "default_pad", "FuseOptions",
+           "FUSE_CHUNKED"]
 
 SigmaLike = float | Sequence[float] | torch.Tensor
 
@@ -78,6 +95,13 @@ class FuseOptions(MethodOptions):
                                                                  "one per band (comma-separated)")
     sigma_msi: float | tuple[float, ...] | torch.Tensor = option(1.0, "MSI noise standard deviation: one number or "
                                                                  "one per band (comma-separated)")
+    border: Literal["circular", "pad"] = option("circular", "image borders: circular (the periodic model, exact "
+                                                "for circular physics) or pad (smooth periodic extension by a "
+                                                "margin, solve, crop: for real, non-periodic borders; accepts "
+                                                "physics with boundary zero or reflect)")
+    pad: int | None = option(None, "margin of border=pad in LR pixels (HR: r * pad); none = 3 PSF widths, at "
+                             "least 2 LR pixels")
+    clip: bool = option(False, "clip the output to [min, max] of both inputs (all bands)")
 
 
 def _sigma_weights(sigma: SigmaLike, count: int, name: str) -> torch.Tensor:
@@ -104,6 +128,82 @@ def _check_finite_fast(x: torch.Tensor, name: str) -> None:
     """:func:`check_finite` behind a one-pass test: NaN/inf always propagate into the sum."""
     if not bool(torch.isfinite(x.sum())):
         check_finite(x, name)  # raises, unless the sum merely overflowed
+
+
+#: default margin of ``border="pad"``, in PSF widths (and at least ``PAD_MIN`` LR pixels)
+PAD_PSF_WIDTHS, PAD_MIN = 3, 2
+
+
+def default_pad(psf_size: int, ratio: int) -> int:
+    """Default LR margin of ``border="pad"``: ``PAD_PSF_WIDTHS`` PSF widths in LR pixels, at least ``PAD_MIN``."""
+    return max(PAD_MIN, -(-PAD_PSF_WIDTHS * int(psf_size) // int(ratio)))
+
+
+def _mirror_index(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the symmetric extension (edge repeated, ``numpy.pad(mode="symmetric")``), any length."""
+    m = torch.remainder(i, 2 * n)
+    return torch.where(m >= n, 2 * n - 1 - m, m)
+
+
+def _smooth_pad_axis(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    t = torch.arange(2 * pad, device=x.device)  # position in the seam gap, after pixel n - 1 and before pixel 0
+    near = _mirror_index(n + t, n)  # mirror of the far (last) edge continued past it
+    far = _mirror_index(t - 2 * pad, n)  # mirror of the first edge continued backwards
+    a = 0.5 - 0.5 * torch.cos(math.pi * (t.to(torch.float64) + 0.5) / (2 * pad))
+    shape = [1] * x.ndim
+    shape[dim] = 2 * pad
+    a = a.to(dtype=x.dtype, device=x.device).reshape(shape)
+    gap = (1 - a) * x.index_select(dim, near) + a * x.index_select(dim, far)
+    after, before = gap.narrow(dim, 0, pad), gap.narrow(dim, pad, pad)
+    return torch.cat([before, x, after], dim=dim)
+
+
+def smooth_periodic_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Extend ``(..., H, W)`` by ``pad`` pixels on every side so the result is periodic without a jump.
+
+    Along each axis (rows, then columns) the ``2 pad`` pixels that join the last pixel to the first one around the
+    periodic seam are a raised-cosine cross-fade ``(1 - a(t)) m_end(t) + a(t) m_start(t)``, ``a`` rising from ~0
+    to ~1: ``m_end`` mirrors the image about its last edge (symmetric: edge pixel repeated), ``m_start`` about its
+    first edge. Next to each edge the extension is that edge's mirror image (continuous, no slope jump), and the
+    two mirrors meet smoothly half way. The centre ``[pad:pad+H, pad:pad+W]`` is ``x``; ``pad = 0`` returns ``x``.
+    """
+    if pad <= 0:
+        return x
+    return _smooth_pad_axis(_smooth_pad_axis(x, pad, x.ndim - 2), pad, x.ndim - 1)
+
+
+def _padded_solve(hsi: torch.Tensor, msi: torch.Tensor, *, pad: int, ratio: int, **kwargs: Any) -> torch.Tensor:
+    """:func:`sylvester_solve` on smoothly padded images (LR ``pad``, HR ``ratio * pad``), cropped back."""
+    if pad <= 0:
+        return sylvester_solve(hsi, msi, ratio=ratio, **kwargs)
+    z = sylvester_solve(smooth_periodic_pad(hsi, pad), smooth_periodic_pad(msi, ratio * pad), ratio=ratio, **kwargs)
+    P = ratio * pad
+    return z[..., P : P + msi.shape[-2], P : P + msi.shape[-1]]
+
+
+def _clip_to_inputs(z: torch.Tensor, hsi: torch.Tensor, msi: torch.Tensor) -> torch.Tensor:
+    """Clip each image of the batch to ``[min, max]`` over all bands and pixels of both inputs."""
+    lo = torch.minimum(hsi.flatten(1).amin(1), msi.flatten(1).amin(1)).to(z.dtype)
+    hi = torch.maximum(hsi.flatten(1).amax(1), msi.flatten(1).amax(1)).to(z.dtype)
+    return torch.maximum(torch.minimum(z, hi[:, None, None, None]), lo[:, None, None, None])
+
+
+def _check_border(border: str, pad: int | None, boundary: str, psf_size: int, ratio: int) -> int:
+    """Validate ``border``/``pad`` against the physics' boundary; returns the LR margin (0 for circular)."""
+    if border not in ("circular", "pad"):
+        raise InputError(f"border must be 'circular' or 'pad', got {border!r}")
+    if border == "circular":
+        if boundary != "circular":
+            raise InputError(
+                f"FUSE's closed form assumes circular boundary conditions (the FFT diagonalises the blur), but the "
+                f"physics uses boundary={boundary!r}; use border='pad' (smooth periodic extension, solve, crop), "
+                "build the physics with boundary='circular', or use a method without this assumption, e.g. 'gsa'"
+            )
+        return 0
+    if pad is None:
+        return default_pad(psf_size, ratio)
+    return check_positive_int(pad, "pad", minimum=0)
 
 
 def _real_matmul(mat: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
@@ -265,6 +365,9 @@ def fuse_fuse(
     lam: float = 1e-3,
     sigma_hsi: SigmaLike = 1.0,
     sigma_msi: SigmaLike = 1.0,
+    border: Literal["circular", "pad"] = "circular",
+    pad: int | None = None,
+    clip: bool = False,
 ) -> torch.Tensor:
     """FUSE (Wei et al. 2015) with a Gaussian prior around the cubic-upsampled HSI, solved in closed form.
 
@@ -276,13 +379,19 @@ def fuse_fuse(
 
     Args:
         y: HSI ``(N, L, h, w)`` and MSI ``(N, m, r h, r w)``.
-        physics: circular-boundary observation with one ``(k, k)`` PSF shared by all bands.
+        physics: observation with one ``(k, k)`` PSF shared by all bands; circular boundary, or any boundary
+            (``"zero"``, ``"reflect"``) with ``border="pad"``.
         subspace_dim: ``p`` (clipped to ``L``), ignored when ``subspace`` is given.
         subspace: optional ``(L, p)`` or ``(N, L, p)`` basis; its span is used (orthonormalised by QR).
         lam: prior weight (``> 0``), relative to the unit-noise data terms; scale-free (all terms are
             quadratic in the data). FUSE's code uses ``1e-3``-scale prior precision.
         sigma_hsi, sigma_msi: noise standard deviations per branch (scalar or per band); only their ratio
             to each other and to ``lam`` matters.
+        border: ``"circular"`` (the periodic model as is) or ``"pad"`` (smooth periodic extension by ``pad``
+            LR / ``r * pad`` HR pixels, circular solve, crop; module docstring): for real, non-periodic borders.
+        pad: the margin of ``border="pad"`` in LR pixels; ``None``: ``PAD_PSF_WIDTHS`` (3) PSF widths, at least
+            ``PAD_MIN`` (2) LR pixels (:func:`default_pad`). Ignored for ``border="circular"``.
+        clip: clip the output to ``[min, max]`` over all bands and pixels of both inputs (per image).
 
     Returns:
         ``(N, L, r h, r w)`` on the input's device, in the input's dtype (float64 inputs are solved in
@@ -302,12 +411,7 @@ def fuse_fuse(
     _check_finite_fast(hsi, "low-resolution HSI")
     _check_finite_fast(msi, "multispectral image")
     spatial = physics.spatial
-    if spatial.boundary != "circular":
-        raise InputError(
-            f"FUSE's closed form assumes circular boundary conditions (the FFT diagonalises the blur), but the "
-            f"physics uses boundary={spatial.boundary!r}; build the physics with boundary='circular' (pad or "
-            "crop the images to reduce edge effects) or use a method without this assumption, e.g. 'gsa'"
-        )
+    margin = _check_border(border, pad, spatial.boundary, spatial.psf.shape[-1], physics.ratio)
     psf = spatial.psf
     if psf.ndim == 3:
         if not torch.allclose(psf, psf[:1].expand_as(psf)):
@@ -341,9 +445,10 @@ def fuse_fuse(
         diag = torch.diagonal(tri, dim1=-2, dim2=-1).abs()
         if torch.any(diag <= 1e-10 * diag.amax(dim=-1, keepdim=True).clamp_min(1e-300)):
             raise InputError("subspace basis columns are linearly dependent; give p independent spectra")
-    z = sylvester_solve(
+    z = _padded_solve(
         hsi,
         msi,
+        pad=margin,
         basis=basis,
         srf=physics.spectral.matrix.detach(),
         psf=psf.detach(),
@@ -353,6 +458,8 @@ def fuse_fuse(
         sigma_hsi=sigma_hsi,
         sigma_msi=sigma_msi,
     )
+    if clip:
+        z = _clip_to_inputs(z, hsi, msi)
     return z.to(hsi.dtype)
 
 
@@ -363,7 +470,10 @@ def fuse_fuse(
 # global subspace, keeping the core ("overlap and discard"). The FFT solve treats each tile as periodic, so pixels
 # near a tile's edge see the wrong neighbours; their error decays into the tile over a few PSF widths, and the
 # halo keeps it out of the core (FUSE_HALO_PSF widths of the PSF, at least FUSE_MIN_HALO LR pixels). Tiles at the
-# image border take their halo from the opposite side, as the whole-image solve (periodic) does.
+# image border take their halo from the opposite side, as the whole-image solve (periodic) does. With border="pad"
+# the halos do not wrap: every tile is smoothly padded as the whole image is (module docstring) before its solve,
+# which at the image border is the whole-image treatment and inside the image only adds margin to the halo.
+# clip=True needs the whole image's range, which this plan does not stream: it is refused (clip the result).
 
 #: halo of a tile in PSF widths, and at least this many LR pixels
 FUSE_HALO_PSF, FUSE_MIN_HALO = 4, 8
@@ -383,9 +493,13 @@ def _fuse_finish(t: dict, physics: FusionObservation, options: FuseOptions, stat
     lam = float(options.lam)
     if not (math.isfinite(lam) and lam > 0):
         raise InputError(f"lam must be a positive finite prior weight (e.g. 1e-3), got {options.lam!r}")
-    if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2:
-        raise InputError("FUSE's closed form needs a circular boundary and one (k, k) PSF shared by all bands; see "
-                         "fuse_fuse")
+    _check_border(options.border, options.pad, physics.spatial.boundary, physics.spatial.psf.shape[-1],
+                  physics.ratio)
+    if physics.spatial.psf.ndim != 2:
+        raise InputError("FUSE's closed form needs one (k, k) PSF shared by all bands; see fuse_fuse")
+    if options.clip:
+        raise InputError("FUSE's chunked plan does not support clip=True (it needs the whole image's range); clip "
+                         "the result instead")
     L = t["gram"].shape[0]
     if options.subspace is not None:
         basis, _ = torch.linalg.qr(torch.as_tensor(options.subspace, dtype=torch.float64).reshape(L, -1))
@@ -403,13 +517,15 @@ def _fuse_apply(tile: Any, physics: FusionObservation, options: FuseOptions, sta
     hsi = tile.hsi
     msi = tile.msi.to(hsi.dtype)
     psf = physics.spatial.psf.detach()
-    z = sylvester_solve(hsi, msi, basis=state["basis"].to(hsi.dtype), srf=physics.spectral.matrix.detach(), psf=psf,
-                        ratio=physics.ratio, offset=physics.spatial.offset, lam=float(options.lam),
-                        sigma_hsi=options.sigma_hsi, sigma_msi=options.sigma_msi)
+    margin = _check_border(options.border, options.pad, physics.spatial.boundary, psf.shape[-1], physics.ratio)
+    z = _padded_solve(hsi, msi, pad=margin, basis=state["basis"].to(hsi.dtype), srf=physics.spectral.matrix.detach(),
+                      psf=psf, ratio=physics.ratio, offset=physics.spatial.offset, lam=float(options.lam),
+                      sigma_hsi=options.sigma_hsi, sigma_msi=options.sigma_msi)
     return tile.hr_core(z)
 
 
 #: chunked plan: the subspace streamed exactly, then overlap-and-discard tiles of the FFT solve (not exact)
 FUSE_CHUNKED = Chunked(passes=(StatsPass(halo=lambda r, physics, options: 0, partial=_fuse_pass, finish=_fuse_finish),),
                        apply_halo=_fuse_halo, apply=_fuse_apply, exact=False, working_set=8.0,
-                       apply_wrap=lambda physics, options: True)  # the model is periodic: so are border tiles
+                       # the model is periodic: so are border tiles (border="pad": tiles are padded instead)
+                       apply_wrap=lambda physics, options: options.border == "circular")

@@ -6,8 +6,12 @@ Conventions (all explicit keyword options of :class:`SpatialDegradation`):
   ``c = k // 2`` (zero-based, per axis). This is the convention of MATLAB's ``psf2otf`` and hence of every
   FFT-based fusion code (FUSE, HySure, NSSR, DHIF-Net); for even sizes the centre is the lower-right of the
   middle four taps.
-* **Boundary**: ``"circular"`` (periodic, what FFT solvers assume) or ``"reflect"`` (mirror without repeating
-  the edge pixel, ``numpy.pad(mode="reflect")``).
+* **Boundary**: ``"circular"`` (periodic, what FFT solvers assume), ``"reflect"`` (mirror without repeating
+  the edge pixel, ``numpy.pad(mode="reflect")``) or ``"zero"`` (zero-filled outside the image: the ``'same'``
+  part of the full convolution, i.e. ``scipy.signal.convolve2d(x, k, mode="same", boundary="fill")`` for odd
+  kernels, the simulation of HyperBench and other harnesses; for even kernels SciPy centres ``'same'`` at
+  ``(k - 1) // 2``, one pixel before our ``k // 2``, so ``blur(...)[p] == convolve2d(...)[p + 1]``). Its adjoint
+  is the correlation with the kernel, zero-padded the same way (exact).
 * **Decimation** keeps rows/columns ``offset, offset + r, offset + 2r, ...`` (zero-based). The default offset
   ``(r - 1) // 2`` makes an ``r x r`` kernel average exactly the disjoint ``r x r`` blocks (UDALN's
   simulation) and, for an odd ``r``, samples the block centre. DHIF-Net's ``sf/2 - 1`` equals it for even
@@ -43,8 +47,8 @@ __all__ = [
     "SpatialDegradation",
 ]
 
-Boundary = Literal["circular", "reflect"]
-_BOUNDARIES = ("circular", "reflect")
+Boundary = Literal["circular", "reflect", "zero"]
+_BOUNDARIES = ("circular", "reflect", "zero")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))  # 2.35482...
 
 
@@ -109,6 +113,8 @@ def _depthwise_weight(psf: torch.Tensor, channels: int, *, flip: bool, like: tor
 def _pad(x: torch.Tensor, before: int, after: int, boundary: str) -> torch.Tensor:
     if before == 0 and after == 0:
         return x
+    if boundary == "zero":
+        return F.pad(x, (before, after, before, after), mode="constant", value=0.0)
     mode = "circular" if boundary == "circular" else "reflect"
     return F.pad(x, (before, after, before, after), mode=mode)
 
@@ -117,6 +123,8 @@ def _pad_adjoint(y: torch.Tensor, before: int, after: int, boundary: str) -> tor
     """Adjoint of :func:`_pad`: fold the padded margins back onto the pixels they were copied from."""
     if before == 0 and after == 0:
         return y
+    if boundary == "zero":  # the adjoint of zero padding is the crop
+        return y[..., before : y.shape[-2] - after, before : y.shape[-1] - after]
     shape = (*y.shape[:-2], y.shape[-2] - before - after, y.shape[-1] - before - after)
     with torch.enable_grad():
         x0 = torch.zeros(shape, dtype=y.dtype, device=y.device, requires_grad=True)
@@ -233,7 +241,7 @@ class SpatialDegradation(nn.Module):
         psf: ``(k, k)`` kernel shared by all bands, or ``(C, k, k)`` per band; ``None`` means no blur
             (a single tap).
         offset: decimation offset in ``[0, r)``; default ``(r - 1) // 2`` (see the module docstring).
-        boundary: ``"circular"`` or ``"reflect"``.
+        boundary: ``"circular"``, ``"reflect"`` or ``"zero"`` (module docstring).
 
     Example:
         >>> op = SpatialDegradation(ratio=4, psf=gaussian_psf(7, fwhm=4.0))
