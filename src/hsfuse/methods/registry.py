@@ -32,6 +32,7 @@ from .chunking import Chunked
 from .glp import GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
+from .hysure import HysureOptions, fuse_hysure
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
 from .sfim import SFIM_CHUNKED, SfimOptions, fuse_sfim
 from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
@@ -224,6 +225,16 @@ METHODS: dict[str, MethodSpec] = {
         needs=frozenset({"psf", "srf"}),
         locality="global",  # PCA subspace of the whole HSI, FFT over the whole image
         chunked=FUSE_CHUNKED,
+    ),
+    "hysure": MethodSpec(
+        name="hysure",
+        function=fuse_hysure,
+        description="HySure: vector-TV-regularised subspace fusion by ADMM (circular model, FFT); "
+        "estimate_operators=true takes the PSF/SRF from HySure's estimator",
+        reference="Simoes, Bioucas-Dias, Almeida, Chanussot, IEEE TGRS 53(6), 2015 (alfaiate/HySure data_fusion.m)",
+        options=HysureOptions,
+        needs=frozenset({"psf", "srf"}),  # only the ratio and offset with estimate_operators=true
+        locality="global",  # a global ADMM over the whole image (no chunked plan yet)
     ),
     "udaln": MethodSpec(
         name="udaln",
