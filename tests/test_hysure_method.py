@@ -260,3 +260,28 @@ def test_bad_physics_or_data_refused():
         fuse_hysure(FusionMeasurement(bad, y.msi), obs, iterations=2)
     with pytest.raises(InputError):
         fuse_hysure(FusionMeasurement(y.hsi[:, :5], y.msi), obs, iterations=2)
+
+
+def test_chunked_hysure_is_within_five_hundredths_of_a_db_of_the_whole_image():
+    import copy
+
+    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
+    from hsfuse.chunked import fuse_chunked
+
+    from hsfuse.data.paths import data_root
+
+    if not (data_root() / "derived").is_dir():
+        pytest.skip("shared data not found")
+    sim = prepare_case(DEFAULT_CASES[0], ratio=4)
+    y = sim.measurement()
+    ref = sim.reference.data.transpose(2, 0, 1).astype(np.float64)
+    with torch.no_grad():
+        whole = fuse_hysure(y, copy.deepcopy(sim.physics).float())[0].numpy().astype(np.float64)
+    res = fuse_chunked(y.hsi[0].numpy(), y.msi[0].numpy(), method="hysure", physics=sim.physics, chunk=48)
+    out = res.output.values.astype(np.float64)
+    assert len(res.grid) > 1
+
+    def psnr(x):
+        return float(np.mean([10 * np.log10(1 / np.mean((x[b] - ref[b]) ** 2)) for b in range(ref.shape[0])]))
+
+    assert abs(psnr(out) - psnr(whole)) < 0.05, (psnr(out), psnr(whole))

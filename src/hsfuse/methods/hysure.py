@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -73,11 +73,13 @@ from ..errors import InputError
 from ..physics import FusionObservation
 from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import FusionMeasurement
+from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
-from .subspace import pca_subspace
+from .subspace import pca_subspace, subspace_from_correlation
 from .sylvester import shifted_otf
 
-__all__ = ["fuse_hysure", "hysure_admm", "hysure_objective", "HysureOptions", "HysureState", "HysureResult"]
+__all__ = ["fuse_hysure", "hysure_admm", "hysure_objective", "HysureOptions", "HysureState", "HysureResult",
+           "HYSURE_CHUNKED"]
 
 #: ADMM penalty and iteration count hard-coded in data_fusion.m
 HYSURE_MU, HYSURE_ITERATIONS = 0.05, 200
@@ -408,3 +410,48 @@ def fuse_hysure(
     z = hysure_admm(hsi, msi, basis=basis, srf=physics.spectral.matrix.detach(), psf=psf, progress=progress,
                     **common).z
     return z.to(hsi.dtype)
+
+
+# --------------------------------------------------------------------------------------------- chunked (large scenes)
+#
+# Fit: the subspace, from the uncentred correlation of the LR pixels streamed exactly (as FUSE's). Apply: the ADMM on
+# each tile (core plus a halo of HYSURE_HALO_PSF PSF widths, at least HYSURE_MIN_HALO LR pixels, wrapping across the
+# image border as the periodic model does), keeping the core. Not exact: the total variation couples pixels over the
+# whole image, which a tile sees only within its halo; measured within 0.05 dB of the whole image
+# (tests/test_hysure_method.py). The operators must be known (estimate_operators needs the whole pair: estimate
+# with 'hsfuse estimate' and pass the physics).
+
+HYSURE_HALO_PSF, HYSURE_MIN_HALO = 4, 8
+
+
+def _halo(ratio: int, physics: FusionObservation, options: HysureOptions) -> int:
+    return max(HYSURE_MIN_HALO, -(-HYSURE_HALO_PSF * physics.spatial.psf.shape[-1] // ratio))
+
+
+def _pass(tile: Any, physics: FusionObservation, options: HysureOptions, state: dict) -> dict:
+    hs = select(tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1), tile.valid_lr_core())
+    return {"n": torch.tensor(float(hs.shape[1]), dtype=torch.float64), "gram": hs @ hs.T}
+
+
+def _finish(t: dict, physics: FusionObservation, options: HysureOptions, state: dict) -> dict:
+    if options.estimate_operators:
+        raise InputError("HySure with estimate_operators=true needs the whole pair; on a chunked scene estimate the "
+                         "operators first ('hsfuse estimate') and pass them as the physics")
+    if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2:
+        raise InputError("HySure's ADMM needs a circular boundary and one (k, k) PSF shared by all bands")
+    dim = min(check_positive_int(options.subspace_dim, "subspace_dim"), t["gram"].shape[0], int(t["n"]))
+    return {**state, "basis": subspace_from_correlation(t["gram"] / t["n"], dim)}
+
+
+def _apply(tile: Any, physics: FusionObservation, options: HysureOptions, state: dict) -> torch.Tensor:
+    z = hysure_admm(tile.hsi, tile.msi.to(tile.hsi.dtype), basis=state["basis"].to(tile.hsi.dtype),
+                    srf=physics.spectral.matrix.detach(), psf=physics.spatial.psf.detach(), ratio=physics.ratio,
+                    offset=physics.spatial.offset, lambda_phi=float(options.lambda_phi),
+                    lambda_m=float(options.lambda_m), mu=float(options.mu), iterations=int(options.iterations)).z
+    return tile.hr_core(z)
+
+
+#: chunked plan: the subspace streamed exactly, then overlap-and-discard tiles of the ADMM (not exact)
+HYSURE_CHUNKED = Chunked(passes=(StatsPass(halo=lambda r, physics, options: 0, partial=_pass, finish=_finish),),
+                         apply_halo=_halo, apply=_apply, exact=False, working_set=24.0,
+                         apply_wrap=lambda physics, options: True)

@@ -32,7 +32,7 @@ from .chunking import Chunked
 from .glp import GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
-from .hysure import HysureOptions, fuse_hysure
+from .hysure import HYSURE_CHUNKED, HysureOptions, fuse_hysure
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
 from .sfim import SFIM_CHUNKED, SfimOptions, fuse_sfim
 from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
@@ -234,7 +234,8 @@ METHODS: dict[str, MethodSpec] = {
         reference="Simoes, Bioucas-Dias, Almeida, Chanussot, IEEE TGRS 53(6), 2015 (alfaiate/HySure data_fusion.m)",
         options=HysureOptions,
         needs=frozenset({"psf", "srf"}),  # only the ratio and offset with estimate_operators=true
-        locality="global",  # a global ADMM over the whole image (no chunked plan yet)
+        locality="global",  # a global ADMM over the whole image
+        chunked=HYSURE_CHUNKED,
     ),
     "udaln": MethodSpec(
         name="udaln",

@@ -16,7 +16,18 @@ import torch
 from .._checks import check_finite, check_image_tensor, check_positive_int
 from ..errors import InputError
 
-__all__ = ["pca_subspace"]
+__all__ = ["pca_subspace", "subspace_from_correlation"]
+
+
+def subspace_from_correlation(corr: torch.Tensor, dim: int) -> torch.Tensor:
+    """The top-``dim`` eigenvectors of an uncentred correlation matrix ``(..., L, L)`` (float64) as ``(..., L, dim)``,
+    ordered by decreasing eigenvalue, each column's largest-magnitude entry made positive (deterministic). What
+    :func:`pca_subspace` computes from an image, and the large-scene engine from streamed sums."""
+    _, vecs = torch.linalg.eigh(corr)  # ascending eigenvalues
+    basis = vecs.flip(-1)[..., :dim]
+    idx = basis.abs().argmax(dim=-2, keepdim=True)
+    sign = torch.sign(torch.gather(basis, -2, idx))
+    return basis * torch.where(sign == 0, torch.ones_like(sign), sign)
 
 
 def pca_subspace(x: torch.Tensor, *, dim: int) -> torch.Tensor:
@@ -43,10 +54,4 @@ def pca_subspace(x: torch.Tensor, *, dim: int) -> torch.Tensor:
             "can be estimated; lower subspace_dim"
         )
     pixels = x.reshape(n_img, bands, h * w).to(torch.float64)
-    corr = pixels @ pixels.transpose(1, 2) / (h * w)
-    _, vecs = torch.linalg.eigh(corr)  # ascending eigenvalues
-    basis = vecs.flip(-1)[..., :dim]
-    idx = basis.abs().argmax(dim=1, keepdim=True)
-    sign = torch.sign(torch.gather(basis, 1, idx))
-    basis = basis * torch.where(sign == 0, torch.ones_like(sign), sign)
-    return basis.to(x.dtype)
+    return subspace_from_correlation(pixels @ pixels.transpose(1, 2) / (h * w), dim).to(x.dtype)

@@ -75,7 +75,7 @@ from ..types import FusionMeasurement
 from .bicubic import keys_kernel
 from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
-from .subspace import pca_subspace
+from .subspace import pca_subspace, subspace_from_correlation
 
 __all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "smooth_periodic_pad", "default_pad", "FuseOptions",
            "FUSE_CHUNKED"]
@@ -505,11 +505,7 @@ def _fuse_finish(t: dict, physics: FusionObservation, options: FuseOptions, stat
         basis, _ = torch.linalg.qr(torch.as_tensor(options.subspace, dtype=torch.float64).reshape(L, -1))
     else:
         dim = min(check_positive_int(options.subspace_dim, "subspace_dim"), L, int(t["n"]))
-        _, vecs = torch.linalg.eigh(t["gram"] / t["n"])
-        basis = vecs.flip(-1)[:, :dim]
-        idx = basis.abs().argmax(dim=0, keepdim=True)
-        sign = torch.sign(torch.gather(basis, 0, idx))
-        basis = basis * torch.where(sign == 0, torch.ones_like(sign), sign)
+        basis = subspace_from_correlation(t["gram"] / t["n"], dim)
     return {**state, "basis": basis}
 
 
