@@ -46,7 +46,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_finite, check_image_tensor
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.spatial import blur, decimate, gaussian_psf
@@ -149,11 +148,7 @@ def fuse_glp(
         >>> tuple(fuse_glp(obs.A(torch.rand(1, 6, 10, 8)), obs).shape)
         (1, 6, 10, 8)
     """
-    physics.check_measurement(y)
-    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-    msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device)
-    check_finite(hsi, "low-resolution HSI")
-    check_finite(msi, "multispectral image")
+    hsi, msi = physics.measurement_tensors(y)
     for name, value, allowed in (("synthesis", synthesis, ("ls", "nnls", "select")),
                                  ("degrade", degrade, ("physics", "block_mean")),
                                  ("lowpass", lowpass, ("physics", "gaussian")),

@@ -46,7 +46,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_finite, check_image_tensor
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.spatial import blur, decimate
@@ -192,11 +191,7 @@ def fuse_gsa(
         >>> tuple(fuse_gsa(obs.A(torch.rand(1, 6, 10, 8)), obs).shape)
         (1, 6, 10, 8)
     """
-    physics.check_measurement(y)
-    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-    msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device)
-    check_finite(hsi, "low-resolution HSI")
-    check_finite(msi, "multispectral image")
+    hsi, msi = physics.measurement_tensors(y)
     if degrade not in ("physics", "block_mean"):
         raise InputError(f"degrade must be 'physics' or 'block_mean', got {degrade!r}")
     hs = hsi.to(torch.float64)

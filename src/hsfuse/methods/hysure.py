@@ -68,7 +68,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .._checks import check_finite, check_image_tensor, check_positive_int
+from .._checks import check_positive_int
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..progress import ProgressFn, ProgressWithInfo, reporter
@@ -357,11 +357,7 @@ def fuse_hysure(
         >>> tuple(fuse_hysure(obs.A(torch.rand(1, 8, 12, 16)), obs, subspace_dim=4, iterations=5).shape)
         (1, 8, 12, 16)
     """
-    physics.check_measurement(y)
-    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-    msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device, dtype=hsi.dtype)
-    check_finite(hsi, "low-resolution HSI")
-    check_finite(msi, "multispectral image")
+    hsi, msi = physics.measurement_tensors(y, same_dtype=True)
     subspace_dim = check_positive_int(subspace_dim, "subspace_dim")
     iterations = check_positive_int(iterations, "iterations")
     lambda_phi = _check_weight(lambda_phi, "lambda_phi", allow_zero=True)

@@ -40,7 +40,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .._checks import check_finite, check_image_tensor
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..types import FusionMeasurement
@@ -199,11 +198,7 @@ def fuse_sfim(
         >>> tuple(fuse_sfim(obs.A(torch.rand(1, 6, 10, 8)), obs).shape)
         (1, 6, 10, 8)
     """
-    physics.check_measurement(y)
-    hsi = check_image_tensor(y.hsi, "low-resolution HSI")
-    msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device)
-    check_finite(hsi, "low-resolution HSI")
-    check_finite(msi, "multispectral image")
+    hsi, msi = physics.measurement_tensors(y)
     if synthesis not in _SYNTHESES:
         raise InputError(f"synthesis must be one of {_SYNTHESES}, got {synthesis!r}")
     if degrade not in ("physics", "block_mean"):

@@ -55,6 +55,19 @@ class FusionObservation(nn.Module):
     def forward(self, z: torch.Tensor) -> FusionMeasurement:
         return self.A(z)
 
+    def measurement_tensors(self, y: FusionMeasurement, *, same_dtype: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``y``'s HSI and MSI checked against this operator (:meth:`check_measurement`) and for NaN/inf, as floating
+        tensors, the MSI on the HSI's device (and dtype with ``same_dtype``): what every method starts with."""
+        from .._checks import check_finite
+
+        self.check_measurement(y)
+        hsi = check_image_tensor(y.hsi, "low-resolution HSI")
+        msi = check_image_tensor(y.msi, "multispectral image").to(device=hsi.device,
+                                                                   dtype=hsi.dtype if same_dtype else None)
+        check_finite(hsi, "low-resolution HSI")
+        check_finite(msi, "multispectral image")
+        return hsi, msi
+
     def check_measurement(self, y: FusionMeasurement, *, who: str = "fusion") -> None:
         """Raise :class:`~hsfuse.errors.InputError` unless ``y`` fits this operator (bands, sizes, ratio).
 
