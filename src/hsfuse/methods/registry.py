@@ -29,6 +29,7 @@ from ..progress import ProgressFn, reporter
 from ..types import FusionMeasurement
 from .bicubic import BICUBIC_CHUNKED, BicubicOptions, fuse_bicubic
 from .chunking import Chunked
+from .cnmf import CnmfOptions, fuse_cnmf
 from .glp import GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
@@ -236,6 +237,15 @@ METHODS: dict[str, MethodSpec] = {
         needs=frozenset({"psf", "srf"}),  # only the ratio and offset with estimate_operators=true
         locality="global",  # a global ADMM over the whole image
         chunked=HYSURE_CHUNKED,
+    ),
+    "cnmf": MethodSpec(
+        name="cnmf",
+        function=fuse_cnmf,
+        description="CNMF: coupled NMF unmixing of both images (VCA start, multiplicative updates)",
+        reference="Yokoya, Yairi, Iwasaki, IEEE TGRS 50(2), 2012 (hif-benchmarking methods/CNMF)",
+        options=CnmfOptions,
+        needs=frozenset({"psf", "srf"}),
+        locality="global",  # endmembers and abundances of the whole image (no chunked plan yet)
     ),
     "udaln": MethodSpec(
         name="udaln",

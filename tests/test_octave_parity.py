@@ -1,0 +1,66 @@
+"""Parity with the original MATLAB code, against numbers recorded by running that code in GNU Octave.
+
+The independent source is ``benchmarks/results/classical/octave_parity.json``, written by
+``benchmarks/reference/octave_parity.py`` (magamig/hif-benchmarking's GSA, SFIM, MTF-GLP and HySure's
+``data_fusion.m``, run in Octave 7.3 with the MATLAB-semantics shims documented there). No Octave is needed here:
+each test re-simulates the same pair (Pavia U, IKONOS B/G/R/NIR, r = 4, preset ``hsfuse``, clean), runs hsfuse's
+method with its default options, and compares its PSNR/SAM with the original's recorded ones (0.1 dB, 0.1 deg).
+
+Only runs where parity holds are tested, and they are the ATTRIBUTION runs: the original code with its geometry
+helpers replaced by hsfuse's documented choices (``*_aligned``: true PSF and decimation phase instead of
+``imresize``/``gaussian_down_sample``/two-phase averaging; ``hysure_svd``: the SVD basis instead of VCA). The
+as-published originals are 0.5 to 9 dB away (recorded in the same file, with the cause); those gaps are the
+documented deviations, not tested here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
+from hsfuse.methods.registry import get_method
+from hsfuse.metrics.functional import psnr, sam
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "classical" / "octave_parity.json"
+
+#: the runs whose original (Octave) numbers hsfuse's defaults reproduce within 0.1 dB / 0.1 deg
+PARITY_RUNS = ("gsa_aligned", "sfim_aligned", "glp_aligned", "hysure_svd")
+PSNR_TOL_DB, SAM_TOL_DEG = 0.1, 0.1
+
+
+def _recorded() -> dict:
+    return json.loads(RESULTS.read_text())
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rec = _recorded()["protocol"]
+    case = next(c for c in DEFAULT_CASES if c.scene == rec["scene"])
+    sim = prepare_case(case, ratio=rec["ratio"], preset=rec["simulation_preset"], seed=rec["seed"])
+    return sim.measurement(), sim.physics.to(dtype=torch.float32), sim.reference.to_tensor(dtype=torch.float64)
+
+
+def test_recorded_protocol_is_the_one_recomputed():
+    rec = _recorded()
+    p = rec["protocol"]
+    assert (p["scene"], p["ratio"], p["simulation_preset"], p["noise"]) == ("pavia_u", 4, "hsfuse", "none")
+    runs = {r["method"]: r for r in rec["rows"]}
+    for name in PARITY_RUNS:
+        assert runs[name]["parity_0p1"], name
+
+
+@pytest.mark.parametrize("run", PARITY_RUNS)
+def test_hsfuse_matches_original(run, pair):
+    y, physics, ref = pair
+    row = next(r for r in _recorded()["rows"] if r["method"] == run)
+    spec = get_method(row["hsfuse_method"])
+    with torch.no_grad():
+        est = spec.run(y, physics, options=spec.make_options(None), weights=None).to(torch.float64)
+    got_psnr = float(psnr(ref, est, data_range="band_max", reduction="band_mean")[0])
+    got_sam = float(sam(ref, est, unit="degrees", zero_pixels="exclude")[0])
+    assert abs(got_psnr - row["original"]["psnr"]) <= PSNR_TOL_DB, (got_psnr, row["original"]["psnr"])
+    assert abs(got_sam - row["original"]["sam"]) <= SAM_TOL_DEG, (got_sam, row["original"]["sam"])
