@@ -66,7 +66,7 @@ def test_option_reaches_the_method(sim_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("option, message", [
     ("nosuch=1", "method 'fuse' has no option 'nosuch'; its options are: subspace_dim, subspace, lam, sigma_hsi, "
-                 "sigma_msi, border, pad, clip (see 'hsfuse methods fuse')"),
+                 "sigma_msi, border, pad, clip, prior, data_scale (see 'hsfuse methods fuse')"),
     ("subspace_dim=ten", "option subspace_dim='ten': expected int"),
     ("lam", "--option 'lam' must look like KEY=VALUE"),
     ("subspace=3", "takes an array; set it from Python"),

@@ -34,6 +34,7 @@ from .glp import GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
 from .hysure import HYSURE_CHUNKED, HysureOptions, fuse_hysure
+from .ltmr import LtmrOptions, fuse_ltmr
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
 from .sfim import SFIM_CHUNKED, SfimOptions, fuse_sfim
 from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
@@ -246,6 +247,16 @@ METHODS: dict[str, MethodSpec] = {
         options=CnmfOptions,
         needs=frozenset({"psf", "srf"}),
         locality="global",  # endmembers and abundances of the whole image (no chunked plan yet)
+    ),
+    "ltmr": MethodSpec(
+        name="ltmr",
+        function=fuse_ltmr,
+        description="LTMR: subspace fusion regularised by the low tensor multi-rank of k-means patch groups (ADMM)",
+        reference="Dian, Li, IEEE TIP 28(10), 2019 (renweidian/LTMR TSVD_Subpace_FUS.m)",
+        options=LtmrOptions,
+        needs=frozenset({"psf", "srf"}),
+        fits_per_image=True,  # about 100 s at 512^2 on two CPU cores
+        locality="global",  # k-means clusters and patch groups over the whole image
     ),
     "udaln": MethodSpec(
         name="udaln",
