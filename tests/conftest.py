@@ -25,6 +25,17 @@ def data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def pavia_r4(data_root: Path):
+    """The default benchmark case (Pavia University, r=4, noise-free, circular boundary) as the bench runner
+    prepares it: ``.measurement()``, ``.physics``, ``.reference`` (shared by the classical-method tests)."""
+    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
+
+    s = prepare_case(DEFAULT_CASES[0], ratio=4)
+    assert s.physics.spatial.boundary == "circular" and s.preset.snr_hsi_db is None and s.preset.snr_msi_db is None
+    return s
+
+
 @pytest.fixture
 def one_thread():
     """Run a test with one torch thread: tiny per-image optimisations (UDALN) spend more in OpenMP start-up per

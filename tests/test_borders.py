@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from hsfuse.errors import InputError
-from hsfuse.physics import FusionObservation, SpatialDegradation, gaussian_psf
+from hsfuse.physics import FusionObservation, SpatialDegradation
 from hsfuse.physics.spatial import blur, blur_adjoint
 
 scipy_signal = pytest.importorskip("scipy.signal")

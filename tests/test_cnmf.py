@@ -16,7 +16,6 @@ from hsfuse.methods.cnmf import (CnmfOptions, _hs_nmf_ite, cnmf_cost, cnmf_endme
                                  cnmf_update_h, cnmf_update_w, fuse_cnmf)
 from hsfuse.methods.vca import vca, vca_snr_threshold, virtual_dimensionality
 from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
-from hsfuse.types import FusionMeasurement
 
 
 def _mixture(bands=30, p=5, n=400, seed=0):
@@ -222,17 +221,12 @@ def _psnr(x, ref):
     return float(10 * torch.log10(ref.max() ** 2 / ((x.double() - ref) ** 2).mean()))
 
 
-def test_pavia_beats_bicubic_by_eight_db():
-    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
-    from hsfuse.data.paths import data_root
+def test_pavia_beats_bicubic_by_eight_db(pavia_r4):
     from hsfuse.methods.bicubic import fuse_bicubic
     from hsfuse.methods.gsa import fuse_gsa
     from hsfuse.methods.sylvester import fuse_fuse
 
-    if not (data_root() / "derived").is_dir():
-        pytest.skip("shared data not found")
-    sim = prepare_case(DEFAULT_CASES[0], ratio=4)
-    assert sim.preset.snr_hsi_db is None and sim.preset.snr_msi_db is None
+    sim = pavia_r4
     y = sim.measurement()
     ref = torch.from_numpy(sim.reference.data.transpose(2, 0, 1).copy())[None].double()
     base = _psnr(fuse_bicubic(y, sim.physics), ref)

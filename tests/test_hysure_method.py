@@ -133,36 +133,24 @@ def test_one_admm_step_matches_dense_numpy():
 
 # --------------------------------------------------------------------------------------------- Pavia
 
-@pytest.fixture(scope="module")
-def sim():
-    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
-    from hsfuse.data.paths import data_root
-
-    if not (data_root() / "derived").is_dir():
-        pytest.skip("shared data not found")
-    s = prepare_case(DEFAULT_CASES[0], ratio=4)
-    assert s.physics.spatial.boundary == "circular" and s.preset.snr_hsi_db is None and s.preset.snr_msi_db is None
-    return s
-
-
 def _psnr(x, ref):
     return float(10 * torch.log10(ref.max() ** 2 / ((x.double() - ref) ** 2).mean()))
 
 
-def test_pavia_beats_bicubic_and_is_close_to_fuse(sim):
+def test_pavia_beats_bicubic_and_is_close_to_fuse(pavia_r4):
     from hsfuse.methods.bicubic import fuse_bicubic
     from hsfuse.methods.sylvester import fuse_fuse
 
-    y = sim.measurement()
-    ref = torch.from_numpy(sim.reference.data.transpose(2, 0, 1).copy())[None].double()
-    base = _psnr(fuse_bicubic(y, sim.physics), ref)
-    fuse = _psnr(fuse_fuse(y, sim.physics), ref)
+    y = pavia_r4.measurement()
+    ref = torch.from_numpy(pavia_r4.reference.data.transpose(2, 0, 1).copy())[None].double()
+    base = _psnr(fuse_bicubic(y, pavia_r4.physics), ref)
+    fuse = _psnr(fuse_fuse(y, pavia_r4.physics), ref)
     t0 = time.perf_counter()
-    z = fuse_hysure(y, sim.physics)
+    z = fuse_hysure(y, pavia_r4.physics)
     seconds = time.perf_counter() - t0
     hysure = _psnr(z, ref)
     t0 = time.perf_counter()
-    blind = _psnr(fuse_hysure(y, sim.physics, estimate_operators=True), ref)
+    blind = _psnr(fuse_hysure(y, pavia_r4.physics, estimate_operators=True), ref)
     blind_s = time.perf_counter() - t0
     print(f"\nPavia r=4 (noise-free, circular) PSNR: bicubic {base:.2f} dB, FUSE {fuse:.2f} dB, "
           f"HySure {hysure:.2f} dB ({seconds:.2f} s), HySure with estimated PSF/SRF {blind:.2f} dB ({blind_s:.2f} s)")
@@ -172,11 +160,11 @@ def test_pavia_beats_bicubic_and_is_close_to_fuse(sim):
     assert blind > base + 6.0
 
 
-def test_objective_decreases_and_matches_numpy(sim):
+def test_objective_decreases_and_matches_numpy(pavia_r4):
     from hsfuse.methods.subspace import pca_subspace
 
-    y = sim.measurement(dtype=torch.float64)
-    phys = sim.physics
+    y = pavia_r4.measurement(dtype=torch.float64)
+    phys = pavia_r4.physics
     E = pca_subspace(y.hsi, dim=10)
     psf = phys.spatial.psf.double()
     R = phys.spectral.matrix.double()
@@ -262,22 +250,16 @@ def test_bad_physics_or_data_refused():
         fuse_hysure(FusionMeasurement(y.hsi[:, :5], y.msi), obs, iterations=2)
 
 
-def test_chunked_hysure_is_within_five_hundredths_of_a_db_of_the_whole_image():
+def test_chunked_hysure_is_within_five_hundredths_of_a_db_of_the_whole_image(pavia_r4):
     import copy
 
-    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
     from hsfuse.chunked import fuse_chunked
 
-    from hsfuse.data.paths import data_root
-
-    if not (data_root() / "derived").is_dir():
-        pytest.skip("shared data not found")
-    sim = prepare_case(DEFAULT_CASES[0], ratio=4)
-    y = sim.measurement()
-    ref = sim.reference.data.transpose(2, 0, 1).astype(np.float64)
+    y = pavia_r4.measurement()
+    ref = pavia_r4.reference.data.transpose(2, 0, 1).astype(np.float64)
     with torch.no_grad():
-        whole = fuse_hysure(y, copy.deepcopy(sim.physics).float())[0].numpy().astype(np.float64)
-    res = fuse_chunked(y.hsi[0].numpy(), y.msi[0].numpy(), method="hysure", physics=sim.physics, chunk=48)
+        whole = fuse_hysure(y, copy.deepcopy(pavia_r4.physics).float())[0].numpy().astype(np.float64)
+    res = fuse_chunked(y.hsi[0].numpy(), y.msi[0].numpy(), method="hysure", physics=pavia_r4.physics, chunk=48)
     out = res.output.values.astype(np.float64)
     assert len(res.grid) > 1
 

@@ -199,36 +199,24 @@ def test_one_admm_step_matches_dense_numpy(kind):
 
 # --------------------------------------------------------------------------------------------- Pavia
 
-@pytest.fixture(scope="module")
-def sim():
-    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
-    from hsfuse.data.paths import data_root
-
-    if not (data_root() / "derived").is_dir():
-        pytest.skip("shared data not found")
-    s = prepare_case(DEFAULT_CASES[0], ratio=4)
-    assert s.physics.spatial.boundary == "circular" and s.preset.snr_hsi_db is None and s.preset.snr_msi_db is None
-    return s
-
-
 def _psnr(x, ref):
     return float(10 * torch.log10(ref.max() ** 2 / ((x.double() - ref) ** 2).mean()))
 
 
-def test_pavia_beats_bicubic(sim):
+def test_pavia_beats_bicubic(pavia_r4):
     from hsfuse.methods.bicubic import fuse_bicubic
     from hsfuse.methods.hysure import fuse_hysure
     from hsfuse.methods.sylvester import fuse_fuse
 
-    y = sim.measurement()
-    ref = torch.from_numpy(sim.reference.data.transpose(2, 0, 1).copy())[None].double()
-    base = _psnr(fuse_bicubic(y, sim.physics), ref)
-    fuse = _psnr(fuse_fuse(y, sim.physics), ref)
+    y = pavia_r4.measurement()
+    ref = torch.from_numpy(pavia_r4.reference.data.transpose(2, 0, 1).copy())[None].double()
+    base = _psnr(fuse_bicubic(y, pavia_r4.physics), ref)
+    fuse = _psnr(fuse_fuse(y, pavia_r4.physics), ref)
     t0 = time.perf_counter()
-    hysure = _psnr(fuse_hysure(y, sim.physics), ref)
+    hysure = _psnr(fuse_hysure(y, pavia_r4.physics), ref)
     hysure_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    z = fuse_ltmr(y, sim.physics)
+    z = fuse_ltmr(y, pavia_r4.physics)
     seconds = time.perf_counter() - t0
     ltmr = _psnr(z, ref)
     print(f"\nPavia r=4 {tuple(ref.shape[1:])} (noise-free, circular) PSNR: bicubic {base:.2f} dB, FUSE {fuse:.2f} dB, "

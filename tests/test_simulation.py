@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.signal
-import torch
 
 from hsfuse.data.simulation import SIMULATION_PRESETS, crop_to_multiple, simulate
 from hsfuse.errors import InputError

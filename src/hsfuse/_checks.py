@@ -49,6 +49,17 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_weight(value: Any, name: str, *, allow_zero: bool) -> float:
+    """Return ``value`` as a finite float that is ``> 0`` (``>= 0`` with ``allow_zero``), else raise InputError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise InputError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return v
+
+
 def parse_positive_int(text: str, name: str, *, minimum: int = 1) -> int:
     """An integer ``>= minimum`` from command-line text (``"4"``; ``"4.0"`` is accepted, ``"2.5"`` is not)."""
     try:

@@ -68,14 +68,14 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_weight
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import FusionMeasurement
 from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
-from .subspace import pca_subspace, subspace_from_correlation
+from .subspace import batched_basis, pca_subspace, subspace_from_correlation
 from .sylvester import shifted_otf
 
 __all__ = ["fuse_hysure", "hysure_admm", "hysure_objective", "HysureOptions", "HysureState", "HysureResult",
@@ -170,10 +170,7 @@ def _setup(hsi: torch.Tensor, msi: torch.Tensor, *, basis: torch.Tensor, srf: to
     device = hsi.device
     rdt = torch.float64 if hsi.dtype == torch.float64 else torch.float32
     f64: dict = dict(dtype=torch.float64, device=device)
-    E = basis.to(**f64)
-    if E.ndim == 2:
-        E = E[None]
-    E = E.expand(n_img, *E.shape[1:])
+    E = batched_basis(basis, n_img, device=device)
     p = E.shape[-1]
     R = srf.to(**f64)
     eye = torch.eye(p, **f64)
@@ -307,16 +304,6 @@ def hysure_admm(
     return HysureResult(_channels(pb.E, state.x), state, hist)
 
 
-def _check_weight(value: float, name: str, *, allow_zero: bool) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise InputError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return v
-
-
 def fuse_hysure(
     y: FusionMeasurement,
     physics: FusionObservation,
@@ -360,9 +347,9 @@ def fuse_hysure(
     hsi, msi = physics.measurement_tensors(y, same_dtype=True)
     subspace_dim = check_positive_int(subspace_dim, "subspace_dim")
     iterations = check_positive_int(iterations, "iterations")
-    lambda_phi = _check_weight(lambda_phi, "lambda_phi", allow_zero=True)
-    lambda_m = _check_weight(lambda_m, "lambda_m", allow_zero=False)
-    mu = _check_weight(mu, "mu", allow_zero=False)
+    lambda_phi = check_weight(lambda_phi, "lambda_phi", allow_zero=True)
+    lambda_m = check_weight(lambda_m, "lambda_m", allow_zero=False)
+    mu = check_weight(mu, "mu", allow_zero=False)
     if not isinstance(estimate_operators, bool):
         raise InputError(f"estimate_operators must be True or False, got {estimate_operators!r}")
     n_img, bands, h, w = hsi.shape

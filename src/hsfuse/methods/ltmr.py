@@ -75,20 +75,19 @@ Limits: circular boundary, one PSF shared by all bands, ``H``, ``W`` at least th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import torch
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_weight
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.interpolation import upsample_cubic
 from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import FusionMeasurement
 from .options import MethodOptions, option
-from .subspace import pca_subspace
+from .subspace import batched_basis, pca_subspace
 from .sylvester import sylvester_solve
 
 __all__ = ["fuse_ltmr", "ltmr_admm", "tsvd_shrink", "tensor_nuclear_norm", "kmeans", "patch_starts",
@@ -326,10 +325,7 @@ def ltmr_admm(
     hsi, msi = hsi.to(rdt), msi.to(rdt)
     n_img = hsi.shape[0]
     H, W = msi.shape[-2:]
-    E = basis.to(device=hsi.device, dtype=torch.float64)
-    if E.ndim == 2:
-        E = E[None]
-    E = E.expand(n_img, *E.shape[1:])
+    E = batched_basis(basis, n_img, device=hsi.device)
     step = patch_size - overlap
     tau = eta / (2 * mu)
     if init is None:
@@ -347,16 +343,6 @@ def ltmr_admm(
         g = g + 2 * mu * (v - a)
         report(i + 1, iterations)
     return LtmrResult(z, LtmrState(a, v, g), labels)
-
-
-def _check_weight(value: float, name: str, *, allow_zero: bool) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise InputError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return v
 
 
 def fuse_ltmr(
@@ -410,8 +396,8 @@ def fuse_ltmr(
     clusters = check_positive_int(clusters, "clusters")
     iterations = check_positive_int(iterations, "iterations")
     seed = check_positive_int(seed, "seed", minimum=0)
-    eta = _check_weight(eta, "eta", allow_zero=True)
-    mu = _check_weight(mu, "mu", allow_zero=False)
+    eta = check_weight(eta, "eta", allow_zero=True)
+    mu = check_weight(mu, "mu", allow_zero=False)
     if shrinkage not in ("log", "soft"):
         raise InputError(f"shrinkage must be 'log' or 'soft', got {shrinkage!r}")
     if overlap >= patch_size:

@@ -16,7 +16,7 @@ import torch
 from .._checks import check_finite, check_image_tensor, check_positive_int
 from ..errors import InputError
 
-__all__ = ["pca_subspace", "subspace_from_correlation"]
+__all__ = ["batched_basis", "pca_subspace", "subspace_from_correlation"]
 
 
 def subspace_from_correlation(corr: torch.Tensor, dim: int) -> torch.Tensor:
@@ -55,3 +55,12 @@ def pca_subspace(x: torch.Tensor, *, dim: int) -> torch.Tensor:
         )
     pixels = x.reshape(n_img, bands, h * w).to(torch.float64)
     return subspace_from_correlation(pixels @ pixels.transpose(1, 2) / (h * w), dim).to(x.dtype)
+
+
+def batched_basis(basis: torch.Tensor, n_img: int, *, device: torch.device | str | None = None) -> torch.Tensor:
+    """A basis ``(L, p)`` or ``(N, L, p)`` as float64 ``(n_img, L, p)`` on ``device`` (one basis is shared by all
+    images): the form the per-image ``p x p`` algebra of the subspace solvers works on."""
+    E = basis.to(dtype=torch.float64, device=device)
+    if E.ndim == 2:
+        E = E[None]
+    return E.expand(n_img, *E.shape[1:])

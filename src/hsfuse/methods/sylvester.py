@@ -75,7 +75,7 @@ from ..types import FusionMeasurement
 from .bicubic import keys_kernel
 from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
-from .subspace import pca_subspace, subspace_from_correlation
+from .subspace import batched_basis, pca_subspace, subspace_from_correlation
 
 __all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "smooth_periodic_pad", "default_pad", "FuseOptions",
            "FUSE_CHUNKED"]
@@ -300,10 +300,7 @@ def sylvester_solve(
     f64: dict = dict(dtype=torch.float64, device=device)
 
     # --- p x p algebra (float64) -------------------------------------------------------------------------
-    E = basis.to(**f64)
-    if E.ndim == 2:
-        E = E[None]
-    E = E.expand(n_img, *E.shape[1:])
+    E = batched_basis(basis, n_img, device=device)
     p = E.shape[-1]
     R = srf.to(**f64)
     wh = _sigma_weights(sigma_hsi, bands, "sigma_hsi").to(device)
