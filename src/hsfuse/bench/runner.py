@@ -87,15 +87,18 @@ def _reference(scene: str, *, seed: int) -> Cube:
     return load_scene(scene)
 
 
-def prepare_case(case: BenchCase, *, ratio: int, preset: str = "hsfuse", seed: int = 0) -> Simulation:
-    """Load the scene, build the sensor's SRF on its bands, and simulate the pair."""
+def prepare_case(case: BenchCase, *, ratio: int, preset: str = "hsfuse", seed: int = 0,
+                 snr_db: float | None = None) -> Simulation:
+    """Load the scene, build the sensor's SRF on its bands, and simulate the pair (``snr_db``: white Gaussian noise
+    at this SNR on both images, overriding the preset's, seeded by ``seed``; ``None`` keeps the preset's)."""
     ref = _reference(case.scene, seed=seed)
     if ref.wavelengths is None:
         raise InputError(f"scene {case.scene!r} has no band wavelengths: an SRF cannot be placed on it")
     matrix, names = srf_matrix(resolve_sensor(case.sensor), ref.wavelengths, hsi_fwhm=ref.fwhm,
                                bands=list(case.bands) if case.bands else None, normalize="none",
                                drop_uncovered=case.bands is None)
-    return simulate(ref, matrix, ratio=ratio, preset=preset, srf_band_names=names)
+    return simulate(ref, matrix, ratio=ratio, preset=preset, srf_band_names=names, snr_hsi_db=snr_db,
+                    snr_msi_db=snr_db, seed=seed if snr_db is not None else None)
 
 
 def run_benchmark(

@@ -1,0 +1,54 @@
+"""The classical benchmark's core (benchmarks/bench_classical.py): one small real run and its refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classical.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_classical", _SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_carry_the_recorded_original_beside_hsfuse(bench, data_root):
+    """Pavia, clean, known operators: FUSE with the original's prior scores the recorded Octave PSNR (parity run,
+    44.899 dB) within 0.1 dB, and the row carries that number from the parity file; noisy/estimated rows do not."""
+    rows = bench.run(["pavia_u"], ratio=4, snrs=[None, 30.0], operators=["known", "estimated"],
+                     runs=(("fuse[prior=original]", "fuse", {"prior": "original", "subspace_dim": 15}),))
+    assert [(r["snr_db"], r["operators"]) for r in rows] == [(None, "known"), (None, "estimated"),
+                                                             (30.0, "known"), (30.0, "estimated")]
+    clean = rows[0]
+    assert clean["octave_source"] == "octave_parity.json"
+    assert abs(clean["octave_psnr"] - 44.899) < 0.01
+    assert abs(clean["psnr"] - clean["octave_psnr"]) < 0.1 and abs(clean["sam"] - clean["octave_sam"]) < 0.1
+    assert all("octave_psnr" not in r for r in rows[1:])
+    assert rows[2]["psnr"] < clean["psnr"] - 1.0  # 30 dB noise costs quality
+    # the estimated operators' synthetic MSI is within a few percent of the true one
+    assert 0 <= rows[1]["srf_response_error"] < 0.1
+
+
+def test_response_error_is_zero_for_the_true_srf_and_scales(bench):
+    gen = torch.Generator().manual_seed(0)
+    srf, hsi = torch.rand(3, 8, generator=gen), torch.rand(1, 8, 5, 5, generator=gen)
+    assert bench._response_error(srf, srf, hsi) == 0.0
+    assert abs(bench._response_error(1.1 * srf, srf, hsi) - 0.1) < 1e-6  # 1.1 * srf rounded in float32
+
+
+def test_refusals_leave_existing_results_intact(bench, tmp_path, capsys):
+    out = tmp_path / "bench"
+    out.with_suffix(".md").write_text("kept")
+    assert bench.main(["--methods", "nope", "--out", str(out)]) == 2
+    assert "unknown methods ['nope']" in capsys.readouterr().err
+    assert bench.main(["--scenes", "pavia_u", "--methods", "bicubic", "--out", str(out)]) == 2
+    assert "exists: pass --overwrite" in capsys.readouterr().err
+    assert bench.main(["--operators", "guessed", "--out", str(out)]) == 2
+    assert out.with_suffix(".md").read_text() == "kept" and not out.with_suffix(".json").exists()
