@@ -26,6 +26,20 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("bench_networks")``: import a script of ``benchmarks/`` (not a package) as a module."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.fixture(scope="session")
 def pavia_r4(data_root: Path):
     """The default benchmark case (Pavia University, r=4, noise-free, circular boundary) as the bench runner
     prepares it: ``.measurement()``, ``.physics``, ``.reference`` (shared by the classical-method tests)."""

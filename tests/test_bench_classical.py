@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_classical.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_classical", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("bench_classical")
 
 
 def test_rows_carry_the_recorded_original_beside_hsfuse(bench, data_root):

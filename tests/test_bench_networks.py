@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from hsfuse.models.base import count_parameters
 from hsfuse.models.catalog import build_model
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_networks.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_networks", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("bench_networks")
 
 
 @pytest.fixture(scope="module")
