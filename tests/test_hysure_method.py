@@ -217,14 +217,14 @@ def test_options_match_signature_and_defaults():
     fields = {f.name: f.default for f in dataclasses.fields(HysureOptions)}
     assert fields == {k: v.default for k, v in params.items()}
     assert fields == {"subspace_dim": 10, "lambda_phi": 5e-4, "lambda_m": 1.0, "mu": 0.05, "iterations": 200,
-                      "estimate_operators": False}
+                      "basis": "svd", "seed": 0, "estimate_operators": False}
     assert all(HysureOptions.field_help().values())
 
 
 @pytest.mark.parametrize("options, match", [
     ({"lambda_m": 0.0}, "lambda_m"), ({"mu": -1.0}, "mu"), ({"lambda_phi": float("nan")}, "lambda_phi"),
     ({"lambda_phi": -1e-3}, "lambda_phi"), ({"iterations": 0}, "iterations"), ({"subspace_dim": 0}, "subspace_dim"),
-    ({"estimate_operators": "yes"}, "estimate_operators"),
+    ({"estimate_operators": "yes"}, "estimate_operators"), ({"basis": "pca"}, "basis"), ({"seed": -1}, "seed"),
 ])
 def test_bad_options_refused(options, match):
     obs, y = _tiny()
@@ -267,3 +267,45 @@ def test_chunked_hysure_is_within_five_hundredths_of_a_db_of_the_whole_image(pav
         return float(np.mean([10 * np.log10(1 / np.mean((x[b] - ref[b]) ** 2)) for b in range(ref.shape[0])]))
 
     assert abs(psnr(out) - psnr(whole)) < 0.05, (psnr(out), psnr(whole))
+
+
+# --------------------------------------------------------------------------------------------- VCA basis
+
+def test_vca_basis_is_the_largest_volume_run_and_finds_the_pure_pixels():
+    """data_fusion.m's VCA branch: 20 runs with SNR = 0 (the SVD projection, whatever the data's SNR), the largest
+    |det(E^T E)| kept. On an exact mixture with pure pixels the kept set is the true endmembers (<1 deg each), and
+    its volume is the maximum over the same 20 runs drawn again from one generator seeded alike."""
+    from hsfuse.methods.hysure import VCA_RUNS, vca_basis
+    from hsfuse.methods.vca import vca
+
+    g = np.random.default_rng(0)
+    L, p, side = 24, 4, 12
+    e = g.uniform(0.05, 1.0, size=(L, p))
+    a = g.dirichlet(np.ones(p) * 0.5, size=side * side).T
+    a[:, [3, 40, 77, 120]] = np.eye(p)
+    hsi = torch.from_numpy((e @ a).reshape(1, L, side, side))
+    E = vca_basis(hsi, p, seed=7)[0].numpy()
+    for j in range(p):
+        cos = max(float(e[:, j] @ E[:, k] / np.linalg.norm(e[:, j]) / np.linalg.norm(E[:, k])) for k in range(p))
+        assert math.degrees(math.acos(min(1.0, cos))) < 1.0
+    gen = torch.Generator().manual_seed(7)
+    runs = [vca(hsi[0].reshape(L, -1), p, generator=gen, snr_db=0.0) for _ in range(VCA_RUNS)]
+    assert not any(bool(r.projective[0]) for r in runs)  # SNR = 0 forces the SVD projection
+    vols = [abs(float(torch.linalg.det(r.endmembers[0].T @ r.endmembers[0]))) for r in runs]
+    assert abs(float(np.linalg.det(E.T @ E)) - max(vols)) <= 1e-9 * max(vols)
+
+
+def test_hysure_with_the_vca_basis_runs_batched_and_seeded():
+    obs, y = _tiny()
+    z = fuse_hysure(y, obs, basis="vca", subspace_dim=3, iterations=3)
+    assert z.shape == (2, 8, *y.msi.shape[-2:]) and bool(torch.isfinite(z).all())
+    torch.testing.assert_close(fuse_hysure(y, obs, basis="vca", subspace_dim=3, iterations=3), z, atol=0, rtol=0)
+
+
+def test_chunked_engine_refuses_the_vca_basis_with_the_fix():
+    from hsfuse.chunked import fuse_chunked
+
+    obs, y = _tiny(torch.float64)
+    with pytest.raises(InputError, match="basis='svd'"):
+        fuse_chunked(y.hsi[0].numpy(), y.msi[0].numpy(), method="hysure", physics=obs, chunk=8,
+                     options={"basis": "vca"})

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -77,6 +77,7 @@ from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
 from .subspace import batched_basis, pca_subspace, subspace_from_correlation
 from .sylvester import shifted_otf
+from .vca import vca
 
 __all__ = ["fuse_hysure", "hysure_admm", "hysure_objective", "HysureOptions", "HysureState", "HysureResult",
            "HYSURE_CHUNKED"]
@@ -96,6 +97,10 @@ class HysureOptions(MethodOptions):
     lambda_m: float = option(1.0, "weight of the MSI data term relative to the HSI term (demo: 1; > 0)")
     mu: float = option(HYSURE_MU, "ADMM penalty parameter (data_fusion.m: 0.05; > 0)")
     iterations: int = option(HYSURE_ITERATIONS, "ADMM iterations (data_fusion.m: 200)")
+    basis: Literal["svd", "vca"] = option("svd", "subspace: svd (top left singular vectors of the LR HSI, "
+                                          "data_fusion.m's SVD branch) or vca (the demo's choice: the largest-volume "
+                                          "of 20 VCA runs with SNR = 0, seeded; not orthonormal)")
+    seed: int = option(0, "basis=vca only: seed of the VCA runs' random directions (>= 0)")
     estimate_operators: bool = option(False, "estimate the PSF and SRF from the pair with HySure's sen_resp_est "
                                       "(hsfuse.estimation.hysure) instead of using the physics' ones")
 
@@ -304,6 +309,29 @@ def hysure_admm(
     return HysureResult(_channels(pb.E, state.x), state, hist)
 
 
+#: data_fusion.m: VCA runs, of which the largest-volume endmember set is kept
+VCA_RUNS = 20
+
+
+def vca_basis(hsi: torch.Tensor, p: int, *, seed: int = 0, runs: int = VCA_RUNS) -> torch.Tensor:
+    """HySure's VCA basis ``(N, L, p)``: per image, of ``runs`` VCA runs (``SNR = 0``: SVD projection) on its pixels,
+    the endmembers ``E`` with the largest ``|det(E^T E)|`` (``data_fusion.m``; the first on ties). One generator
+    seeded with ``seed`` draws all runs' directions in order (MATLAB: the global ``rand`` stream)."""
+    n_img, bands, h, w = hsi.shape
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    out = []
+    for n in range(n_img):
+        pixels = hsi[n].reshape(bands, h * w).to(torch.float64)
+        best, best_vol = None, -1.0
+        for _ in range(runs):
+            e = vca(pixels, p, generator=gen, snr_db=0.0).endmembers[0]
+            vol = abs(float(torch.linalg.det(e.T @ e)))
+            if vol > best_vol:
+                best, best_vol = e, vol
+        out.append(best)
+    return torch.stack(out)
+
+
 def fuse_hysure(
     y: FusionMeasurement,
     physics: FusionObservation,
@@ -313,6 +341,8 @@ def fuse_hysure(
     lambda_m: float = 1.0,
     mu: float = HYSURE_MU,
     iterations: int = HYSURE_ITERATIONS,
+    basis: Literal["svd", "vca"] = "svd",
+    seed: int = 0,
     estimate_operators: bool = False,
     progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> torch.Tensor:
@@ -329,6 +359,9 @@ def fuse_hysure(
         subspace_dim: ``p`` (clipped to ``L`` and to the number of LR pixels).
         lambda_phi: vector-TV weight (``>= 0``), in the data's units (demo: ``5e-4`` for data with maximum 1).
         lambda_m: MSI term weight (``> 0``). mu: ADMM penalty (``> 0``). iterations: ADMM iterations.
+        basis: ``"svd"`` (default, orthonormal) or ``"vca"``: ``data_fusion.m``'s VCA branch, the largest
+            ``|det(E^T E)|`` of 20 runs of :func:`hsfuse.methods.vca.vca` with ``SNR = 0`` on the LR pixels (per
+            image), the endmembers themselves as ``E`` (not orthonormal). seed: the VCA runs' seed.
         estimate_operators: take the PSF and SRF from :func:`hsfuse.estimation.hysure.estimate_hysure` (per
             image) instead of ``physics``.
         progress: ``progress(done, total)`` after every iteration (runtime argument).
@@ -356,7 +389,12 @@ def fuse_hysure(
     H, W = msi.shape[-2:]
     spatial = physics.spatial
     r, o = physics.ratio, spatial.offset
-    basis = pca_subspace(hsi.to(torch.float64), dim=min(subspace_dim, bands, h * w))
+    seed = check_positive_int(seed, "seed", minimum=0)
+    if basis not in ("svd", "vca"):
+        raise InputError(f"basis must be 'svd' or 'vca', got {basis!r}")
+    dim = min(subspace_dim, bands, h * w)
+    basis = (pca_subspace(hsi.to(torch.float64), dim=dim) if basis == "svd"
+             else vca_basis(hsi.to(torch.float64), dim, seed=seed))
     common = dict(ratio=r, offset=o, lambda_phi=lambda_phi, lambda_m=lambda_m, mu=mu, iterations=iterations)
     if estimate_operators:
         from ..estimation.hysure import estimate_hysure
@@ -420,6 +458,9 @@ def _finish(t: dict, physics: FusionObservation, options: HysureOptions, state: 
     if options.estimate_operators:
         raise InputError("HySure with estimate_operators=true needs the whole pair; on a chunked scene estimate the "
                          "operators first ('hsfuse estimate') and pass them as the physics")
+    if options.basis != "svd":
+        raise InputError("HySure with basis='vca' needs the whole image's pixels at once; on a chunked scene use "
+                         "basis='svd' (streamed exactly)")
     if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2:
         raise InputError("HySure's ADMM needs a circular boundary and one (k, k) PSF shared by all bands")
     dim = min(check_positive_int(options.subspace_dim, "subspace_dim"), t["gram"].shape[0], int(t["n"]))

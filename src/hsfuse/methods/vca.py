@@ -103,6 +103,7 @@ def vca(
     generator: torch.Generator | None = None,
     seed: int = 0,
     variant: VcaVariant = "original",
+    snr_db: float | None = None,
 ) -> VcaResult:
     """Vertex Component Analysis (module docstring) of ``pixels`` ``(L, n)`` or ``(N, L, n)`` (columns = pixels).
 
@@ -113,6 +114,8 @@ def vca(
             with ``seed``. The result is a deterministic function of the data and the generator's state.
         seed: seed of the default generator.
         variant: ``"original"`` (``VCA.m``) or ``"cnmf"`` (the CNMF toolbox's SNR rule).
+        snr_db: use this SNR instead of the estimate (``VCA.m``'s ``'SNR'`` option; HySure's ``data_fusion.m``
+            passes 0, which selects the SVD projection).
 
     Returns:
         :class:`VcaResult` (batched; an ``(L, n)`` input gets ``N = 1``).
@@ -142,7 +145,7 @@ def vca(
     device = r_all.device
     ys, bases, means, snrs, proj = [], [], [], [], []
     for r in r_all:
-        snr = _snr(r, p, variant)
+        snr = _snr(r, p, variant) if snr_db is None else float(snr_db)
         # VCA.m: "if SNR < SNR_th" -> SVD projection; toolbox: "if SNR > SNRth" -> projective (NaN: MATLAB's rules)
         projective = not (snr < threshold) if variant == "original" else snr > threshold
         if projective:
