@@ -381,7 +381,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "gsa": {"block_mean": {"degrade": "block_mean"}},
     "sfim": {"block_mean": {"degrade": "block_mean"}},
     "glp": {"toolbox_lowpass": {"degrade": "block_mean", "lowpass": "gaussian"}},
-    "hysure": {**{f"vca_seed{k}": {"basis": "vca", "seed": k} for k in range(5)}},
+    "hysure": {f"vca_seed{k}": {"basis": "vca", "seed": k} for k in range(5)},
     "hysure_svd": {},
     "gsa_aligned": {}, "sfim_aligned": {}, "glp_aligned": {},
     "fuse": {"original_prior": {"prior": "original", "subspace_dim": 15},

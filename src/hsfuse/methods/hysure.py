@@ -76,7 +76,7 @@ from ..types import FusionMeasurement
 from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
 from .subspace import batched_basis, pca_subspace, subspace_from_correlation
-from .sylvester import shifted_otf
+from .sylvester import shared_psf, shifted_otf
 from .vca import vca
 
 __all__ = ["fuse_hysure", "hysure_admm", "hysure_objective", "HysureOptions", "HysureState", "HysureResult",
@@ -392,9 +392,17 @@ def fuse_hysure(
     seed = check_positive_int(seed, "seed", minimum=0)
     if basis not in ("svd", "vca"):
         raise InputError(f"basis must be 'svd' or 'vca', got {basis!r}")
+    if not estimate_operators:  # refuse the physics before the (VCA: 20-run) basis
+        if spatial.boundary != "circular":
+            raise InputError(
+                f"HySure's ADMM assumes circular boundary conditions (the FFT diagonalises blur and differences), "
+                f"but the physics uses boundary={spatial.boundary!r}; build the physics with boundary='circular', or "
+                "pass estimate_operators=True to apply the periodic model with estimated operators, or use e.g. 'gsa'"
+            )
+        psf = shared_psf(spatial.psf, (H, W), who="HySure")
     dim = min(subspace_dim, bands, h * w)
-    basis = (pca_subspace(hsi.to(torch.float64), dim=dim) if basis == "svd"
-             else vca_basis(hsi.to(torch.float64), dim, seed=seed))
+    E = (pca_subspace(hsi.to(torch.float64), dim=dim) if basis == "svd"
+         else vca_basis(hsi.to(torch.float64), dim, seed=seed))
     common = dict(ratio=r, offset=o, lambda_phi=lambda_phi, lambda_m=lambda_m, mu=mu, iterations=iterations)
     if estimate_operators:
         from ..estimation.hysure import estimate_hysure
@@ -403,7 +411,7 @@ def fuse_hysure(
         report = reporter(progress)
         for n in range(n_img):  # per image: the estimate is a property of each pair
             est = estimate_hysure(FusionMeasurement(hsi[n : n + 1].to(torch.float64), msi[n : n + 1].to(torch.float64)),
-                                  ratio=r, offset=o, subspace_dim=basis.shape[-1])
+                                  ratio=r, offset=o, subspace_dim=E.shape[-1])
             if est.psf.shape[-1] > min(H, W):
                 raise InputError(f"the estimated {est.psf.shape[-1]}x{est.psf.shape[-1]} PSF is larger than the "
                                  f"{H}x{W} image")
@@ -411,24 +419,10 @@ def fuse_hysure(
             def done(i: int, total: int, *, info: str = "", n: int = n) -> None:
                 report(n * iterations + i, n_img * iterations)
 
-            out.append(hysure_admm(hsi[n : n + 1], msi[n : n + 1], basis=basis[n], srf=est.srf, psf=est.psf,
+            out.append(hysure_admm(hsi[n : n + 1], msi[n : n + 1], basis=E[n], srf=est.srf, psf=est.psf,
                                    progress=done if progress is not None else None, **common).z)
         return torch.cat(out).to(hsi.dtype)
-    if spatial.boundary != "circular":
-        raise InputError(
-            f"HySure's ADMM assumes circular boundary conditions (the FFT diagonalises blur and differences), but "
-            f"the physics uses boundary={spatial.boundary!r}; build the physics with boundary='circular', or pass "
-            "estimate_operators=True to apply the periodic model with estimated operators, or use e.g. 'gsa'"
-        )
-    psf = spatial.psf.detach()
-    if psf.ndim == 3:
-        if not torch.allclose(psf, psf[:1].expand_as(psf)):
-            raise InputError("HySure assumes one PSF shared by all bands, but the physics has a different PSF per "
-                             "band; use a shared (k, k) PSF (e.g. the band average) or another method")
-        psf = psf[0]
-    if psf.shape[-1] > min(H, W):
-        raise InputError(f"the {psf.shape[-1]}x{psf.shape[-1]} PSF is larger than the {H}x{W} image")
-    z = hysure_admm(hsi, msi, basis=basis, srf=physics.spectral.matrix.detach(), psf=psf, progress=progress,
+    z = hysure_admm(hsi, msi, basis=E, srf=physics.spectral.matrix.detach(), psf=psf, progress=progress,
                     **common).z
     return z.to(hsi.dtype)
 

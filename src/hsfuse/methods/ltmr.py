@@ -55,8 +55,9 @@ Deviations from ``TSVD_Subpace_FUS.m``, all deliberate:
 * **k-means.** ``fkmeans.m`` (Lloyd iterations from ``K`` distinct data points drawn by ``randsample`` from
   MATLAB's global generator, empty clusters dropped, run until no label changes) is re-implemented in torch
   with its initial points drawn by ``torch.randperm`` from a generator seeded with ``seed`` (the same seed
-  for every image of a batch, so a batch equals its images one by one), in float64, capped at :data:`KMEANS_MAX_ITERATIONS` iterations; ties go to the lowest
-  cluster index. Clusters, and so the output, therefore differ from a MATLAB run; they are reproducible
+  for every image of a batch, so a batch equals its images one by one), in float64, capped at
+  :data:`KMEANS_MAX_ITERATIONS` iterations; ties go to the lowest cluster index. Clusters, and so the
+  output, therefore differ from a MATLAB run; they are reproducible
   given ``seed``. With fewer patches than ``K``, ``K`` is clipped to the patch count (``randsample`` fails
   there); ``clusters=1`` puts every patch in one group (the code's ``K == 1`` branch, which reads undefined
   variables).
@@ -88,7 +89,7 @@ from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import FusionMeasurement
 from .options import MethodOptions, option
 from .subspace import batched_basis, pca_subspace
-from .sylvester import sylvester_solve
+from .sylvester import shared_psf, sylvester_solve
 
 __all__ = ["fuse_ltmr", "ltmr_admm", "tsvd_shrink", "tensor_nuclear_norm", "kmeans", "patch_starts",
            "extract_patches", "join_patches", "LtmrOptions", "LtmrState", "LtmrResult"]
@@ -412,14 +413,7 @@ def fuse_ltmr(
             f"LTMR's data step assumes circular boundary conditions (the FFT diagonalises the blur), but the physics "
             f"uses boundary={spatial.boundary!r}; build the physics with boundary='circular', or use e.g. 'gsa'"
         )
-    psf = spatial.psf.detach()
-    if psf.ndim == 3:
-        if not torch.allclose(psf, psf[:1].expand_as(psf)):
-            raise InputError("LTMR assumes one PSF shared by all bands, but the physics has a different PSF per "
-                             "band; use a shared (k, k) PSF (e.g. the band average) or another method")
-        psf = psf[0]
-    if psf.shape[-1] > min(H, W):
-        raise InputError(f"the {psf.shape[-1]}x{psf.shape[-1]} PSF is larger than the {H}x{W} image")
+    psf = shared_psf(spatial.psf, (H, W), who="LTMR")
     if min(h, w) < 2:
         raise InputError(f"LTMR needs a low-resolution HSI of at least 2x2 pixels, got {h}x{w}")
     step = patch_size - overlap

@@ -54,7 +54,9 @@ one PSF width of the edge). The subspace is still fitted on the observed (unpadd
 
 Clipping (``clip=True``): the output is clipped to ``[lo, hi]``, the minimum and maximum over all bands and pixels
 of both inputs (per image of the batch); values outside the data's observed range are overshoot of the linear
-solve (ringing at edges). ``[0, inf)`` is not used, so data with negative values (e.g. standardised) stay valid. Accuracy: the ``p - rank(RE)`` directions the MSI cannot see have ``mu_j = lam``, and
+solve (ringing at edges). ``[0, inf)`` is not used, so data with negative values (e.g. standardised) stay valid.
+
+Accuracy: the ``p - rank(RE)`` directions the MSI cannot see have ``mu_j = lam``, and
 the Woodbury subtraction then loses about ``eps / lam`` relative accuracy (``~1e-4`` in float32 at the
 default ``lam = 1e-3``).
 """
@@ -77,7 +79,7 @@ from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, option
 from .subspace import batched_basis, pca_subspace, subspace_from_correlation
 
-__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "smooth_periodic_pad", "default_pad", "FuseOptions",
+__all__ = ["fuse_fuse", "sylvester_solve", "shifted_otf", "shared_psf", "smooth_periodic_pad", "default_pad", "FuseOptions",
            "FUSE_CHUNKED"]
 
 SigmaLike = float | Sequence[float] | torch.Tensor
@@ -218,6 +220,24 @@ def _real_matmul(mat: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
     n, b = spec.shape[:2]
     out = torch.bmm(mat.contiguous(), torch.view_as_real(spec).reshape(n, b, -1))  # bmm: 3x faster than @ here
     return torch.view_as_complex(out.reshape(n, mat.shape[1], *spec.shape[2:], 2))
+
+
+def shared_psf(psf: torch.Tensor, hr_size: tuple[int, int], *, who: str) -> torch.Tensor:
+    """The one ``(k, k)`` kernel an FFT solver of ``who`` (FUSE, HySure, LTMR) applies to every band.
+
+    ``psf`` is a physics' ``(k, k)`` or ``(L, k, k)`` PSF; a per-band PSF is accepted when all bands are equal.
+    Raises :class:`InputError` for different per-band kernels or a kernel larger than the ``(H, W)`` image.
+    """
+    psf = psf.detach()
+    if psf.ndim == 3:
+        if not torch.allclose(psf, psf[:1].expand_as(psf)):
+            raise InputError(f"{who} assumes one PSF shared by all bands, but the physics has a different PSF per "
+                             "band; use a shared (k, k) PSF (e.g. the band average) or another method")
+        psf = psf[0]
+    H, W = hr_size
+    if psf.shape[-1] > min(H, W):
+        raise InputError(f"the {psf.shape[-1]}x{psf.shape[-1]} PSF is larger than the {H}x{W} image")
+    return psf
 
 
 def shifted_otf(
@@ -473,18 +493,9 @@ def fuse_fuse(
     _check_finite_fast(msi, "multispectral image")
     spatial = physics.spatial
     margin = _check_border(border, pad, spatial.boundary, spatial.psf.shape[-1], physics.ratio)
-    psf = spatial.psf
-    if psf.ndim == 3:
-        if not torch.allclose(psf, psf[:1].expand_as(psf)):
-            raise InputError(
-                "FUSE's closed form assumes one PSF shared by all bands, but the physics has a different PSF per "
-                "band; use a shared (k, k) PSF (e.g. the band average) or another method"
-            )
-        psf = psf[0]
     n_img, bands, h, w = hsi.shape
     H, W = msi.shape[-2:]
-    if psf.shape[-1] > min(H, W):
-        raise InputError(f"the {psf.shape[-1]}x{psf.shape[-1]} PSF is larger than the {H}x{W} image")
+    psf = shared_psf(spatial.psf, (H, W), who="FUSE's closed form")
     if min(h, w) < 2:
         raise InputError(f"FUSE needs a low-resolution HSI of at least 2x2 pixels, got {h}x{w}")
     lam_f = float(lam)
