@@ -116,6 +116,12 @@ def check_layout(layout: str) -> None:
         raise InputError(f"layout must be one of {LAYOUTS} ('hwb' = H x W x B, 'bhw' = B x H x W), got {layout!r}")
 
 
+def check_real_dtype(dtype: Any, what: str) -> None:
+    """Raise :class:`FileFormatError` unless ``dtype`` holds real numbers (checked from the dtype alone)."""
+    if not is_real_numeric(np.empty(0, dtype)):
+        raise FileFormatError(f"{what} has dtype {dtype}; expected real numbers (complex/char/logical are not cubes)")
+
+
 def resolve_layout(shape: tuple[int, ...], layout: str, *, n_wavelengths: int | None, what: str) -> str:
     """The layout (``"hwb"`` or ``"bhw"``) of a 3-D array of ``shape``; the rule of :func:`orient`.
 

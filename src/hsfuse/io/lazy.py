@@ -72,6 +72,7 @@ from ..types import Cube, GeoInfo
 from ._common import (
     Layout,
     check_layout,
+    check_real_dtype,
     clean_band_metadata,
     fwhm_name_unit,
     import_optional,
@@ -86,6 +87,7 @@ from ._common import (
     wavelength_name_unit,
 )
 from .atomic import atomic_output_dir, check_output_path
+from .numpy_io import _listing_str
 
 if TYPE_CHECKING:
     import xarray
@@ -737,11 +739,6 @@ def _natural(block: tuple[int, ...] | None, perm: tuple[int, int, int]) -> tuple
     return None if not block else (int(block[perm[1]]), int(block[perm[2]]))
 
 
-def _check_dtype(dtype: Any, what: str) -> None:
-    if not is_real_numeric(np.empty(0, dtype)):
-        raise FileFormatError(f"{what} has dtype {dtype}; expected real numbers (complex/char/logical are not cubes)")
-
-
 def _open_mat(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
     from .mat import inspect_mat
 
@@ -753,7 +750,7 @@ def _open_mat(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
     with reading(p, "MATLAB v7.3 (HDF5)"), h5py.File(str(p), "r") as f:
         ds = f[info.name]
         stored, dtype, block = tuple(ds.shape), ds.dtype, ds.chunks
-    _check_dtype(dtype, info.what)
+    check_real_dtype(dtype, info.what)
     # stored = MATLAB's axes reversed; MATLAB H x W x B ("hwb") or B x H x W ("bhw") -> (band, y, x)
     to_matlab = (2, 1, 0)
     perm = tuple(to_matlab[i] for i in _perm(info.layout))
@@ -762,10 +759,6 @@ def _open_mat(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
     data = _from_file_array(_H5Array(str(p), info.name, stored, dtype), perm, cy, cx)  # type: ignore[arg-type]
     return _build(data, what=info.what, name=info.name, wavelengths=info.wavelengths, fwhm=info.fwhm,
                   attrs=dict(info.attrs))
-
-
-def _listing_str(listing: dict[str, tuple[tuple[int, ...], str]]) -> str:
-    return ", ".join(f"'{n}' ({shape_str(s)} {d})" for n, (s, d) in listing.items()) or "none"
 
 
 def _choose_variable(
@@ -872,7 +865,7 @@ def _open_hdf5(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
         raise FileFormatError(f"{what} has shape {shape_str(stored)}; expected a 3-D cube")
     if 0 in stored:
         raise InputError(f"{what} is empty (shape {shape_str(stored)}): nothing to read")
-    _check_dtype(dtype, what)
+    check_real_dtype(dtype, what)
     attrs: dict[str, Any] = {"source": str(p), "format": "hdf5", "variable": name}
     fields = _npz_style_fields(meta, attrs)
     wl = fields.get("wavelengths")
@@ -893,8 +886,7 @@ def _open_npy(p: Path, layout: str, chunks: Any) -> Any:
     what = str(p)
     if 0 in stored:
         raise InputError(f"{what} is empty (shape {shape_str(stored)}): nothing to read")
-    if not is_real_numeric(np.empty(0, dtype)):
-        raise FileFormatError(f"{what} has dtype {dtype}; expected real numbers")
+    check_real_dtype(dtype, what)
     if len(stored) != 3:
         raise FileFormatError(
             f"{what} has shape {shape_str(stored)}; expected a 3-D cube (a single-band image needs a band axis: "
@@ -946,7 +938,7 @@ def _from_xarray(open_fn: Callable[[Any], Any], p: Path, fmt: str, variable: str
         var = _standard(ds[name], what, FileFormatError)
     if not hasattr(var.data, "dask"):  # pragma: no cover - xarray always gives dask with chunks=
         var = var.chunk({"band": -1, "y": cy, "x": cx})
-    _check_dtype(var.dtype, what)
+    check_real_dtype(var.dtype, what)
     fields = _fields_of(var, what)
     fields["attrs"].update(source=str(p), format=fmt)  # the variable is the name
     data = var.data
@@ -984,7 +976,7 @@ def _open_zarr_array(p: Path, arr: Any, layout: str, chunks: Any) -> Any:
         raise FileFormatError(f"{what} has shape {shape_str(stored)}; expected a 3-D cube")
     if 0 in stored:
         raise InputError(f"{what} is empty (shape {shape_str(stored)}): nothing to read")
-    _check_dtype(dtype, what)
+    check_real_dtype(dtype, what)
     meta = dict(arr.attrs)
     attrs: dict[str, Any] = {"source": str(p), "format": "zarr"}
     fields = _npz_style_fields({k: v for k, v in meta.items() if k != "_ARRAY_DIMENSIONS"}, attrs)
@@ -1164,7 +1156,7 @@ def write_zarr(da: xarray.DataArray, path: str | os.PathLike[str], *, overwrite:
     name = str(da.name).replace("/", "_") if da.name is not None else "cube"
     what = f"DataArray {name!r}"
     da = _standard(da, what, InputError)
-    _check_dtype(da.dtype, what)
+    check_real_dtype(da.dtype, what)
     data = da.data
     if not hasattr(data, "dask"):
         b, h, w = da.shape

@@ -33,9 +33,9 @@ from ..types import Cube
 from ._common import (
     Layout,
     check_layout,
+    check_real_dtype,
     check_wavelength_count,
     fwhm_name_unit,
-    is_real_numeric,
     make_cube,
     native,
     nm_factor,
@@ -328,11 +328,8 @@ def read_mat(
     p, what = found.path, f"{found.path} variable {found.name!r}"
     with reading(p, "MATLAB v7.3 (HDF5)" if found.hdf5 else "MATLAB v5/v7 .mat"):
         data = _load(p, [found.name], found.hdf5)[found.name]
-    if data.size == 0:
-        raise InputError(f"{what} is empty (shape {shape_str(data.shape)}): nothing to read")
-    if not is_real_numeric(data):
-        raise FileFormatError(f"{what} has dtype {data.dtype}; expected real numbers (complex/char/logical are not cubes)")
     _check_cube_shape(tuple(data.shape), what)
+    check_real_dtype(data.dtype, what)
     info = _resolve(found)
     cube_data, _ = orient(native(data), info.layout, n_wavelengths=None, what=what)
     return make_cube(cube_data, what=what, wavelengths=info.wavelengths, fwhm=info.fwhm, attrs=dict(info.attrs))

@@ -71,10 +71,8 @@ class PartialOutput:
                                      f"{', '.join(diff) or 'settings'}; resume with the same inputs and options, or "
                                      "drop --resume to start again")
                 self.resumed = True
-            elif resume:
-                shutil.rmtree(self.dir)  # an interruption before run.json was written: nothing to keep
-            else:
-                shutil.rmtree(self.dir)  # a stale partial output of an interrupted run that is not resumed
+            else:  # an interruption before run.json was written, or a stale run that is not resumed: nothing to keep
+                shutil.rmtree(self.dir)
         elif resume:
             raise InputError(f"nothing to resume: no interrupted run of {self.path.name} (no {self.dir.name}); drop "
                              "--resume")

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["Tile", "StatsPass", "Chunked", "State", "combine", "core_of", "select"]
+__all__ = ["Tile", "StatsPass", "Chunked", "State", "combine", "select"]
 
 #: a fitted state or a dict of partial sums: names -> float64 tensors (or small Python values)
 State = dict[str, Any]
@@ -152,8 +152,3 @@ def combine(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, how: Liter
 def select(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
     """``x[:, keep]`` for a ``(C, n)`` matrix of pixels (all of them when ``keep`` is ``None``)."""
     return x if keep is None else x[:, keep]
-
-
-def core_of(tile: Tile, hr: torch.Tensor) -> torch.Tensor:
-    """The core of an HR-sized tile result (alias of :meth:`Tile.hr_core`)."""
-    return tile.hr_core(hr)
