@@ -38,12 +38,10 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ...errors import FileFormatError
 from ..lazy import _spatial_chunks
-from .base import Product
-from .enmap import (
+from .base import (
+    Product,
     check_same_grid,
     find_member,
     find_product,
@@ -52,13 +50,14 @@ from .enmap import (
     open_raster,
     parse_xml,
     reflectance_image,
-    xml_float,
+    band_table,
+    clean_text,
+    nodata_value,
 )
 
 __all__ = ["open_desis"]
 
 SPEC = "DESIS Product Specification (DLR, PAV-DLR-ICD-003, issue 1.0, 2019-06-04)"
-_DEFAULT_NODATA = -32768.0
 _METADATA_RE = re.compile(r"^DESIS-HSI-.*-METADATA\.xml$", re.I)
 _LEVEL_RE = re.compile(r"^DESIS-HSI-(L[0-9][A-Z])-", re.I)
 #: mask name -> 1-based layers of QL_QUALITY-2 whose OR it is
@@ -93,12 +92,16 @@ def open_desis(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] | 
     if level.upper() != "L2A":
         raise FileFormatError(f"{meta_path} describes a DESIS {level or 'unknown-level'} product; open_desis reads "
                               "L2A (surface reflectance)")
-    numbers, wl, fwhm, gains, offsets = _bands(root, meta_path)
+    items = root.findall("specific/bandCharacterisation/band")
+    numbers, wl, fwhm, gains, offsets = band_table(
+        items, [item.findtext("bandNumber") or str(i + 1) for i, item in enumerate(items)],
+        ("wavelengthCenterOfBand", "wavelengthWidthOfBand", "gainOfBand", "offsetOfBand"), meta_path,
+        where="<specific><bandCharacterisation><band>", number_name="bandNumber")
     spectral = find_member(folder, prefix, "SPECTRAL_IMAGE", what="DESIS spectral image")
     raw = open_raster(spectral, chunks, what="DESIS spectral image")
     if raw.shape[0] != len(wl):
         raise FileFormatError(f"{spectral} has {raw.shape[0]} bands but {meta_path} characterises {len(wl)}")
-    nodata, nodata_from = _nodata(raw, root)
+    nodata, nodata_from = nodata_value(raw, root, (".//backgroundValue", ".//noDataValue"))
     image, order = reflectance_image(
         raw, wavelengths=wl, fwhm=fwhm, gains=gains, offsets=offsets, nodata=nodata,
         band_names=[f"B{n:03d}" for n in numbers], what=str(spectral),
@@ -126,8 +129,8 @@ def open_desis(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] | 
     metadata = {
         "product_name": prefix,
         "level": "L2A",
-        "start_time": _text(root.findtext("base/temporalCoverage/startTime")),
-        "end_time": _text(root.findtext("base/temporalCoverage/endTime")),
+        "start_time": clean_text(root.findtext("base/temporalCoverage/startTime")),
+        "end_time": clean_text(root.findtext("base/temporalCoverage/endTime")),
         "processor_version": _version(prefix),
         "nodata_value": nodata,
         "nodata_value_from": nodata_from,
@@ -142,43 +145,6 @@ def open_desis(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] | 
     }
     return Product(image=image, kind="hsi", sensor="desis", level="L2A", masks=masks,
                    metadata={k: v for k, v in metadata.items() if v is not None})
-
-
-def _bands(root, meta_path: Path) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
-    items = root.findall("specific/bandCharacterisation/band")
-    if not items:
-        raise FileFormatError(f"{meta_path} has no <specific><bandCharacterisation><band> elements: band centres, "
-                              "FWHM and gains are unknown")
-    numbers, rows = [], []
-    for i, item in enumerate(items):
-        text = (item.findtext("bandNumber") or str(i + 1)).strip()
-        try:
-            numbers.append(int(text))
-        except ValueError:
-            raise FileFormatError(f"{meta_path}: bandNumber {text!r} is not an integer") from None
-        rows.append([xml_float(item, tag, meta_path, f"band {numbers[-1]}")
-                     for tag in ("wavelengthCenterOfBand", "wavelengthWidthOfBand", "gainOfBand", "offsetOfBand")])
-    by_number = np.argsort(numbers, kind="stable")  # the image's band i is bandNumber i + 1
-    arr = np.asarray(rows, np.float64)[by_number]
-    return np.asarray(numbers)[by_number], arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
-
-
-def _nodata(raw, root) -> tuple[float, str]:  # type: ignore[no-untyped-def]
-    tagged = raw.attrs.get("_FillValue")
-    if tagged is not None and np.isfinite(float(tagged)):
-        return float(tagged), "raster nodata tag"
-    for tag in ("backgroundValue", "noDataValue"):
-        el = root.find(f".//{tag}")
-        if el is not None and el.text:
-            try:
-                return float(el.text), f"metadata {tag}"
-            except ValueError:
-                pass
-    return _DEFAULT_NODATA, "default -32768 (not in the raster nor the metadata)"
-
-
-def _text(text: str | None) -> str | None:
-    return text.strip() if text is not None and text.strip() else None
 
 
 def _version(prefix: str) -> str | None:

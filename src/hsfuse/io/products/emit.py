@@ -52,10 +52,10 @@ import numpy as np
 
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
-from .._common import import_optional, nm_factor, reading, shape_str
+from .._common import nm_factor, reading, shape_str
 from ..lazy import FileHandleMixin, _H5Array, _spatial_chunks
 from .base import Product
-from .enmap import build_image, mask_dataarray, nodata_mask, sort_bands
+from .base import build_image, h5_text, mask_dataarray, nodata_mask, open_h5, sort_bands
 
 __all__ = ["open_emit"]
 
@@ -96,10 +96,8 @@ def open_emit(
     """
     _spatial_chunks(chunks, (1, 1))
     p = _find_rfl(Path(path))
-    h5py = import_optional("h5py", "h5py", "reading EMIT NetCDF-4 products")
-    with reading(p, "NetCDF-4 (EMIT L2A RFL)"):
-        f = h5py.File(str(p), "r")
-    with f, reading(p, "NetCDF-4 (EMIT L2A RFL)"):
+    fmt = "NetCDF-4 (EMIT L2A RFL)"
+    with open_h5(p, fmt, "reading EMIT NetCDF-4 products") as f, reading(p, fmt):
         _check_reflectance_file(f, p)
         ds = f["reflectance"]
         swath = tuple(int(n) for n in ds.shape)
@@ -133,11 +131,11 @@ def open_emit(
         mask_meta = _add_flag_masks(masks, mask_path, swath, gx, gy, image)
     dropped = np.flatnonzero(~good)
     metadata = {
-        "title": _text(gattrs.get("title")),
-        "product_version": _text(gattrs.get("product_version")),
-        "time_coverage_start": _text(gattrs.get("time_coverage_start")),
-        "time_coverage_end": _text(gattrs.get("time_coverage_end")),
-        "flight_line": _text(gattrs.get("flight_line")),
+        "title": h5_text(gattrs.get("title")),
+        "product_version": h5_text(gattrs.get("product_version")),
+        "time_coverage_start": h5_text(gattrs.get("time_coverage_start")),
+        "time_coverage_end": h5_text(gattrs.get("time_coverage_end")),
+        "flight_line": h5_text(gattrs.get("flight_line")),
         "swath_shape": list(swath[:2]),
         "glt": "map pixel <- swath pixel (|glt_y| - 1, |glt_x| - 1); 0 = no data",
         "geotransform": [float(v) for v in np.asarray(gattrs.get("geotransform", [])).reshape(-1)] or None,
@@ -271,9 +269,10 @@ def _band_parameters(f: Any, p: Path, nb: int) -> tuple[np.ndarray, np.ndarray |
         raise FileFormatError(f"{p}: {grp}/wavelengths missing; band centres unknown")
     var = f[f"{grp}/wavelengths"]
     raw = np.asarray(var[()], np.float64).reshape(-1)
-    factor, note = nm_factor(raw, _text(var.attrs.get("units")))
+    units = h5_text(var.attrs.get("units"))
+    factor, note = nm_factor(raw, units)
     if factor is None or raw.size != nb:
-        raise FileFormatError(f"{p}: {grp}/wavelengths has {raw.size} values in {_text(var.attrs.get('units'))!r} "
+        raise FileFormatError(f"{p}: {grp}/wavelengths has {raw.size} values in {units!r} "
                               f"for {nb} bands")
     wl = raw * factor
     fw = None
@@ -311,7 +310,7 @@ def _geo(gattrs: dict[str, Any], p: Path) -> tuple[GeoInfo, str | None]:
     if gt.size != 6:
         raise FileFormatError(f"{p}: geotransform has {gt.size} values; expected GDAL's six")
     x0, dx, rx, y0, ry, dy = (float(v) for v in gt)
-    wkt = _text(gattrs.get("spatial_ref"))
+    wkt = h5_text(gattrs.get("spatial_ref"))
     note = None
     crs = "EPSG:4326"
     if wkt:
@@ -365,7 +364,7 @@ def _add_flag_masks(masks: dict[str, Any], q: Path, swath: tuple[int, ...], gx: 
                                   f"{swath[0]} x {swath[1]}; it belongs to another granule")
         if "sensor_band_parameters/mask_bands" not in f:
             raise FileFormatError(f"{q}: sensor_band_parameters/mask_bands missing; the flags cannot be named")
-        names = [_text(n) or "" for n in np.asarray(f["sensor_band_parameters/mask_bands"][()]).reshape(-1)]
+        names = [h5_text(n) or "" for n in np.asarray(f["sensor_band_parameters/mask_bands"][()]).reshape(-1)]
     if len(names) != shape[2]:
         raise FileFormatError(f"{q}: {len(names)} mask_bands for {shape[2]} mask layers")
     chosen = [(i, FLAGS[n.strip().lower()]) for i, n in enumerate(names) if n.strip().lower() in FLAGS]
@@ -376,19 +375,6 @@ def _add_flag_masks(masks: dict[str, Any], q: Path, swath: tuple[int, ...], gx: 
     for k, (_, name) in enumerate(chosen):
         masks[name] = mask_dataarray(stack[k] == 1, image, name)
     return {"mask_flags_read": {name: names[i] for i, name in chosen}, "mask_bands": names}
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode(errors="replace").strip()
-    if isinstance(value, str):
-        return value.strip()
-    arr = np.asarray(value)
-    if arr.size == 1 and arr.dtype.kind in "SUO":
-        return _text(arr.reshape(-1)[0])
-    return str(value)
 
 
 def _scalar(value: Any, default: float) -> float:

@@ -60,7 +60,7 @@ import numpy as np
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
 from ..lazy import _build, _dask_array, _spatial_chunks, _xarray
-from .base import Product
+from .base import Product, select_bands
 
 __all__ = ["open_landsat", "QA_PIXEL_MASKS", "LANDSAT_BANDS", "LANDSAT_REFERENCE"]
 
@@ -196,22 +196,6 @@ def _band_name(value: Any) -> str:
     return name
 
 
-def _select(bands: Any) -> list[str]:
-    if bands is None:
-        return list(LANDSAT_BANDS)
-    if isinstance(bands, (str, int)):
-        bands = [bands]
-    try:
-        names = [_band_name(b) for b in bands]
-    except TypeError:
-        raise InputError(f"bands must be a list of band names such as ['B2', 'B5'], got {bands!r}") from None
-    if not names:
-        raise InputError("bands is empty; give at least one band (or None for B1-B7)")
-    if len(set(names)) != len(names):
-        raise InputError(f"bands lists a band twice: {list(bands)}")
-    return sorted(names, key=LANDSAT_BANDS.index)
-
-
 def _grid(path: Path, what: str) -> tuple[tuple[int, int], tuple[float, ...], str, tuple[int, int]]:
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -259,7 +243,8 @@ def open_landsat(
         file, files on different grids, missing scale factors.
         InputError: bad ``bands`` or ``chunks``.
     """
-    names = _select(bands)
+    names = select_bands(bands, _band_name, LANDSAT_BANDS, LANDSAT_BANDS.index, example="['B2', 'B5']",
+                         default_text="B1-B7")
     _spatial_chunks(chunks, (1, 1))  # validate early
     xr = _xarray()
     mtl = _find_mtl(path)

@@ -54,10 +54,10 @@ import numpy as np
 
 from ...errors import FileFormatError
 from ...types import GeoInfo
-from .._common import import_optional, reading, shape_str
+from .._common import reading, shape_str
 from ..lazy import _from_file_array, _H5Array, _spatial_chunks
 from .base import Product
-from .enmap import build_image, mask_dataarray, nodata_mask, sort_bands
+from .base import build_image, h5_text, mask_dataarray, nodata_mask, open_h5, sort_bands
 
 __all__ = ["open_prisma"]
 
@@ -88,13 +88,10 @@ def open_prisma(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] |
     """
     _spatial_chunks(chunks, (1, 1))
     p = _find_he5(Path(path))
-    h5py = import_optional("h5py", "h5py", "reading PRISMA HDF-EOS5 products")
-    with reading(p, "HDF-EOS5 (PRISMA)"):
-        f = h5py.File(str(p), "r")
-    with f, reading(p, "HDF-EOS5 (PRISMA)"):
+    with open_h5(p, "HDF-EOS5 (PRISMA)", "reading PRISMA HDF-EOS5 products") as f, reading(p, "HDF-EOS5 (PRISMA)"):
         fields_path = _data_fields(f, p)
         attrs = {str(k): v for k, v in f.attrs.items()}
-        level = _text(attrs.get("Processing_Level"))
+        level = h5_text(attrs.get("Processing_Level"))
         if level is not None and level.upper().lstrip("L") != "2D":
             raise FileFormatError(f"{p} is a PRISMA level {level} product (Processing_Level); open_prisma reads L2D")
         det = {name: _detector(f, p, fields_path, name, attrs) for name in ("Vnir", "Swir")}
@@ -157,11 +154,11 @@ def open_prisma(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] |
                               meta=np.empty((0, 0), arr.dtype))
         masks["cloud"] = mask_dataarray(data == 1, image, "cloud")
     metadata = {
-        "product_id": _text(attrs.get("Product_ID")),
+        "product_id": h5_text(attrs.get("Product_ID")),
         "processing_level": level,
-        "start_time": _text(attrs.get("Product_StartTime")),
-        "stop_time": _text(attrs.get("Product_StopTime")),
-        "processor_version": _text(attrs.get("Processor_Version")),
+        "start_time": h5_text(attrs.get("Product_StartTime")),
+        "stop_time": h5_text(attrs.get("Product_StopTime")),
+        "processor_version": h5_text(attrs.get("Processor_Version")),
         "epsg_code": int(geo.crs.split(":")[1]) if geo is not None and geo.crs else None,
         "scale_factors": {f"L2Scale{k}{m}": float(det[k][m.lower()]) for k in ("Vnir", "Swir") for m in ("Min", "Max")},
         "scaling": "reflectance = L2Scale<Det>Min + DN * (L2Scale<Det>Max - L2Scale<Det>Min) / 65535",
@@ -267,26 +264,11 @@ def _geo(attrs: dict[str, Any], rows: int, cols: int, p: Path) -> tuple[GeoInfo 
     return GeoInfo(crs=f"EPSG:{code}" if code else None, transform=transform), note
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode(errors="replace").strip()
-    arr = np.asarray(value)
-    if arr.dtype.kind in "SO" and arr.size == 1:
-        return _text(arr.reshape(-1)[0])
-    if arr.dtype.kind == "U" and arr.size == 1:
-        return str(arr.reshape(-1)[0]).strip()
-    if arr.size == 1 and arr.dtype.kind in "iuf":
-        return str(arr.reshape(-1)[0].item())
-    return str(value)
-
-
 def _attr_floats(attrs: dict[str, Any], key: str, p: Path) -> np.ndarray:
     if key not in attrs:
         raise FileFormatError(f"{p}: root attribute {key} missing (band centres/FWHM of the PRISMA cubes)")
     value = attrs[key]
-    text = _text(value) if isinstance(value, (bytes, str)) or np.asarray(value).dtype.kind in "SUO" else None
+    text = h5_text(value) if isinstance(value, (bytes, str)) or np.asarray(value).dtype.kind in "SUO" else None
     try:
         if text is not None:
             return np.asarray([float(t) for t in text.replace(",", " ").split()], np.float64)

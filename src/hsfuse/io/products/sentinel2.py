@@ -86,7 +86,7 @@ import numpy as np
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
 from ..lazy import _build, _dask_array, _spatial_chunks, _xarray
-from .base import Product
+from .base import Product, select_bands
 
 __all__ = ["open_sentinel2", "S2_BANDS", "SCL_MASKS", "PSD_REFERENCE"]
 
@@ -496,22 +496,6 @@ def _band_name(value: Any) -> str:
     return name
 
 
-def _select(bands: Any, resolution: int) -> list[str]:
-    if bands is None:
-        return list(_DEFAULT[resolution])
-    if isinstance(bands, str):
-        bands = [bands]
-    try:
-        names = [_band_name(b) for b in bands]
-    except TypeError:
-        raise InputError(f"bands must be a list of band names such as ['B2', 'B8A'], got {bands!r}") from None
-    if not names:
-        raise InputError("bands is empty; give at least one band (or None for the default set)")
-    if len(set(names)) != len(names):
-        raise InputError(f"bands lists a band twice: {list(bands)}")
-    return sorted(names, key=_INDEX.__getitem__)  # spectral order: the band coordinate must increase
-
-
 def _sensor(craft: str, mtd: Path, notes: list[str]) -> str:
     key = craft.strip().upper().replace(" ", "-")
     if key in _SPACECRAFT:
@@ -577,7 +561,8 @@ def open_sentinel2(
     resolution = int(resolution)
     if resampling not in ("bilinear", "nearest"):
         raise InputError(f"resampling must be 'bilinear' or 'nearest', got {resampling!r}")
-    names = _select(bands, resolution)
+    names = select_bands(bands, _band_name, _DEFAULT[resolution], _INDEX.__getitem__, example="['B2', 'B8A']",
+                         default_text="the default set")
     _spatial_chunks(chunks, (1, 1))  # validate early
     xr = _xarray()
     safe, mtd = _safe_folder(path)
