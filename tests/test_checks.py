@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hsfuse._checks import check_pair, check_positive_int
+from hsfuse._checks import check_pair, check_positive_int, pair_ratio
 from hsfuse.errors import InputError
 from hsfuse.types import infer_ratio
 
@@ -65,6 +65,18 @@ def test_check_pair_ratio_disagreement():
     with pytest.raises(InputError, match=r"ratio must be a positive integer \(the HSI/MSI resolution ratio\), got "
                                          "2.5"):
         check_pair(*_pair(r=2), ratio=2.5)
+
+
+def test_pair_ratio_of_grids_without_tensors():
+    """The ratio check of cubes and lazy scenes (hsfuse pair, fuse_scene): no prefix without ``who``, a zero-sized
+    grid and a non-integer ratio refused with InputError (not a ZeroDivisionError or a silent truncation)."""
+    assert pair_ratio((4, 3), (12, 9)) == 3 and pair_ratio((4, 3), (12, 9), 3.0) == 3
+    with pytest.raises(InputError, match=r"^ratio 2 disagrees with the image sizes: HSI 4x3 and MSI 12x9 give ratio 3"):
+        pair_ratio((4, 3), (12, 9), 2)
+    with pytest.raises(InputError, match="positive integer"):
+        pair_ratio((4, 3), (12, 9), 2.5)
+    with pytest.raises(InputError, match=r"^HSI 0x3 and MSI 12x9 are not related by one integer ratio"):
+        pair_ratio((0, 3), (12, 9))
 
 
 def test_check_pair_band_counts():

@@ -216,9 +216,15 @@ def test_resume_tidies_what_a_kill_during_a_write_left(tmp_path):
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"partial")
     (run / ".last.json.tmp").write_text("{")
+    with open(run / "history.jsonl", "a") as fh:
+        fh.write('{"step": 3, "seco')  # a history line cut short by the kill
     assert train(opts, _sampler(), run_dir=run).steps_done == 4
     assert not [p.name for p in run.rglob("*.tmp*")]
     assert json.loads((run / "last.json").read_text())["step"] == 4
+    assert [json.loads(line)["step"] for line in (run / "history.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    (run / "run.json").write_text("{")
+    with pytest.raises(FileFormatError, match="run.json is corrupt"):
+        train(opts, _sampler(), run_dir=run)
 
 
 def test_resume_accepts_configs_with_tuples(tmp_path):

@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .types import infer_ratio
 
 __all__ = ["check_image_tensor", "check_ratio", "check_finite", "check_positive_int", "parse_positive_int",
-           "check_pair"]
+           "check_pair", "pair_ratio"]
 
 
 def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> torch.Tensor:
@@ -119,15 +120,24 @@ def check_pair(hsi: Any, msi: Any, *, ratio: Any = None, hsi_bands: int | None =
                          "per HSI")
     if single and h.shape[0] != 1:
         raise InputError(f"{who} fits one image pair at a time, got a batch of {h.shape[0]}; call it once per pair")
-    (lh, lw), (H, W) = h.shape[-2:], m.shape[-2:]
-    if H % lh or W % lw or H // lh != W // lw:
-        raise InputError(f"{who}: HSI {lh}x{lw} and MSI {H}x{W} are not related by one integer ratio in both "
-                         "directions; crop the images so that MSI = ratio x HSI in height and width")
-    r = H // lh
-    if ratio is not None and check_ratio(ratio) != r:
-        raise InputError(f"{who}: ratio {ratio} disagrees with the image sizes: HSI {lh}x{lw} and MSI {H}x{W} give "
-                         f"ratio {r}; drop the ratio or crop the images")
+    r = pair_ratio(tuple(h.shape[-2:]), tuple(m.shape[-2:]), ratio, who=who)
     if finite:
         check_finite(h, "low-resolution HSI")
         check_finite(m, "multispectral image")
     return h, m, r
+
+
+def pair_ratio(hsi_hw: tuple[int, int], msi_hw: tuple[int, int], ratio: Any = None, *, who: str | None = None) -> int:
+    """The integer ratio of an HSI grid ``(h, w)`` and an MSI grid ``(H, W)`` (:func:`hsfuse.types.infer_ratio`);
+    ``ratio``, when given, must equal it. ``who`` prefixes the messages (``"UDALN: ..."``). The one ratio check of
+    :func:`check_pair` and of the workflows that hold cubes or lazy arrays instead of tensors."""
+    prefix = f"{who}: " if who else ""
+    try:
+        r = infer_ratio(hsi_hw, msi_hw)
+    except InputError as exc:
+        raise InputError(f"{prefix}{exc}") from None
+    if ratio is not None and check_ratio(ratio) != r:
+        (lh, lw), (H, W) = hsi_hw, msi_hw
+        raise InputError(f"{prefix}ratio {ratio} disagrees with the image sizes: HSI {lh}x{lw} and MSI {H}x{W} give "
+                         f"ratio {r}; drop the ratio or crop the images")
+    return r

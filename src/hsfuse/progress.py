@@ -49,7 +49,8 @@ def reporter(progress: ProgressFn | ProgressWithInfo | None) -> Report:
     if progress is None:
         return _silent
     if not callable(progress):
-        raise TypeError(f"progress must be a callable (done, total) -> None or None, got {type(progress).__name__}")
+        raise TypeError(f"progress must be a callable (done, total) -> None or None, got {type(progress).__name__}; "
+                        "progress=True is no longer accepted: pass a callback such as lambda done, total: ...")
     try:
         params = inspect.signature(progress).parameters.values()
         takes_info = any(p.name == "info" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)

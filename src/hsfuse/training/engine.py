@@ -105,7 +105,10 @@ def check_run_dir(run_dir: Path, description: dict[str, Any], *, resume: bool, k
         if not resume:
             raise InputError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
                              "another -o")
-        old = json.loads(meta.read_text())
+        try:
+            old = json.loads(meta.read_text())
+        except ValueError as exc:
+            raise FileFormatError(f"{meta} is corrupt ({exc}); restore it or start a new run with another -o") from None
         description = json.loads(json.dumps(description, default=str))  # tuples -> lists, as stored
         diff = [k for k in keys if old.get(k) != description.get(k)]
         if diff:
@@ -263,12 +266,19 @@ def _open_run(run: Path, description: dict[str, Any], *, resume: bool, keys: Seq
 
 def _read_history(path: Path, done: int) -> list[dict[str, Any]]:
     """The history lines up to step ``done``; later ones (written after the resumed checkpoint) are dropped
-    from the file too."""
+    from the file too, as is a line cut short by a kill (it is always one written after the last checkpoint)."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    kept = [r for r in rows if r["step"] <= done]
-    if len(kept) != len(rows):
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row["step"] <= done:
+            kept.append(row)
+    if len(kept) != len(lines):
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     return kept
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._checks import check_pair
+from .._checks import check_pair, pair_ratio
 from ..errors import InputError
 from ..io import read_cube, write_cube
 from ..io.atomic import check_output_path
@@ -236,12 +236,7 @@ def fuse_scene(hsi: Any, msi: Any, *, method: str, ratio: int | None = None, srf
 
     h, m = lazy(hsi, "HSI"), lazy(msi, "MSI")
     (L, lh, lw), (mb, H, W) = h.shape, m.shape
-    if H % lh or W % lw or H // lh != W // lw:
-        raise InputError(f"HSI {lh}x{lw} and MSI {H}x{W} are not related by one integer ratio in both directions; crop "
-                         "the images so that MSI = ratio x HSI in height and width")
-    r = H // lh
-    if ratio is not None and int(ratio) != r:
-        raise InputError(f"ratio {ratio} disagrees with the image sizes: HSI {lh}x{lw} and MSI {H}x{W} give ratio {r}")
+    r = pair_ratio((lh, lw), (H, W), ratio)
     wavelengths, fwhm = _wavelengths(h)
     obs = build_observation(hsi_bands=L, msi_bands=mb, ratio=r, wavelengths=wavelengths, fwhm=fwhm, srf=srf, psf=psf,
                             physics=physics, bands=bands, srf_normalize=srf_normalize, offset=offset,

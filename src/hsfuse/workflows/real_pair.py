@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._checks import check_ratio
+from .._checks import pair_ratio
 from ..errors import InputError
 from ..estimation.hysure import estimate_hysure
 from ..estimation.operators import EstimatedOperators, lowres_valid
@@ -101,10 +101,7 @@ def prepare_pair(hsi: Cube, msi: Cube, *, ratio: int | None = None, msi_transfer
     ``msi_transfer="srgb"`` first decodes a gamma-encoded RGB (:func:`srgb_to_linear`); no-data pixels are
     found on the values as stored.
     """
-    r = infer_ratio(hsi.shape[:2], msi.shape[:2])
-    if ratio is not None and check_ratio(ratio) != r:  # check_pair's message, for cubes
-        raise InputError(f"ratio {ratio} disagrees with the image sizes: HSI {hsi.shape[0]}x{hsi.shape[1]} and "
-                         f"MSI {msi.shape[0]}x{msi.shape[1]} give ratio {r}; drop the ratio or crop the images")
+    r = pair_ratio(hsi.shape[:2], msi.shape[:2], ratio)
     hsi_ok, msi_ok = hsi.valid_mask(), msi.valid_mask()
     valid = msi_ok & np.repeat(np.repeat(hsi_ok, r, axis=0), r, axis=1)
     if not valid.any():
