@@ -132,6 +132,9 @@ def test_evaluate_without_a_reference(sim_dir, tmp_path, capsys):
     code, _, err = run(capsys, "evaluate", "--reference", str(sim_dir / "reference.npz"), "--hsi",
                        str(sim_dir / "hsi.npz"), "--estimate", str(out))
     assert code == 2 and "--hsi are for scoring without a reference" in err
+    code, _, err = run(capsys, "evaluate", "--hsi", str(sim_dir / "hsi.npz"), "--msi", str(sim_dir / "msi.npz"),
+                       "--estimate", str(out), "--ratio", "4", "--preset", "hsfuse")
+    assert code == 2 and "--preset, --ratio are for scoring against a reference" in err  # not silently ignored
     code, _, err = run(capsys, "evaluate", "--estimate", str(out))
     assert code == 2 and "give --reference REF" in err
 

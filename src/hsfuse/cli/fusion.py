@@ -74,15 +74,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.reference:
         given = [o for o, v in (("--hsi", args.hsi), ("--msi", args.msi), ("--physics", args.physics),
-                                ("--srf", args.srf), ("--psf", args.psf)) if v]
+                                ("--srf", args.srf), ("--psf", args.psf), ("--bands", args.bands),
+                                ("--hsi-variable", args.hsi_variable), ("--msi-variable", args.msi_variable)) if v]
         if given:
             raise InputError(f"{', '.join(given)} are for scoring without a reference; with --reference give only "
                              "--estimate (and --preset, --ratio)")
-        scores = evaluate_reference(args.reference, args.estimate, preset=args.preset, ratio=args.ratio,
+        preset = args.preset or "hsfuse"
+        scores = evaluate_reference(args.reference, args.estimate, preset=preset, ratio=args.ratio,
                                     data_range=args.data_range, reference_variable=args.reference_variable,
                                     estimate_variable=args.estimate_variable, layout=args.layout)
-        title = f"{Path(args.estimate).name} vs {Path(args.reference).name} (metric preset {args.preset!r})"
+        title = f"{Path(args.estimate).name} vs {Path(args.reference).name} (metric preset {preset!r})"
     elif args.hsi and args.msi:
+        ignored = [o for o, v in (("--preset", args.preset), ("--ratio", args.ratio),
+                                  ("--data-range", args.data_range), ("--reference-variable", args.reference_variable))
+                   if v is not None]
+        if ignored:
+            raise InputError(f"{', '.join(ignored)} are for scoring against a reference; without --reference the "
+                             "scores are QNR and consistency with the pair's own operators (drop them)")
         scores = evaluate_no_reference(args.hsi, args.msi, args.estimate, physics=args.physics, srf=args.srf,
                                        psf=args.psf, bands=args.bands, hsi_variable=args.hsi_variable,
                                        msi_variable=args.msi_variable, estimate_variable=args.estimate_variable,
@@ -226,7 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--srf", help="no reference: the MSI's SRF (name, CSV or .npy), in the files' units")
     p.add_argument("--psf", help="no reference: the PSF (with --srf)")
     p.add_argument("--bands", type=band_list, help="no reference: sensor bands of --srf present in the MSI")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="hsfuse")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="metric preset with --reference (default hsfuse)")
     p.add_argument("--ratio", type=positive_int, help="resolution ratio (needed for ERGAS)")
     p.add_argument("--data-range", type=float, help="override the preset's data range (peak value)")
     p.add_argument("--reference-variable")
