@@ -284,7 +284,8 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
 
         read_card(weights)  # a missing or corrupt checkpoint is reported before reading the images
     real = dict(real or {})
-    if _is_real_pair(hsi, msi) or any(v is not None for v in real.values()):
+    lazy = _open_pair_lazily(hsi, msi, hsi_variable, msi_variable, layout)  # once, for the routing decisions below
+    if _is_real_pair(hsi, msi, lazy) or any(v is not None for v in real.values()):
         from .products import fuse_products
 
         if physics_args.get("physics") is not None or physics_args.get("offset") is not None:
@@ -297,11 +298,13 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
                                **{k: v for k, v in real.items() if v is not None},
                                **{k: v for k, v in large.items() if v is not None})
         return result.output, None
-    if _wants_engine(output, large) or _too_big(spec, hsi, msi, large, hsi_variable, msi_variable, layout):
-        from ..io.lazy import open_lazy
+    if _wants_engine(output, large) or _too_big(spec, lazy, large):
+        if lazy is None:  # unreadable lazily: open again to report why
+            from ..io.lazy import open_lazy
 
-        h = open_lazy(hsi, variable=hsi_variable, layout=layout)
-        m = open_lazy(msi, variable=msi_variable, layout=layout)
+            lazy = (open_lazy(hsi, variable=hsi_variable, layout=layout),
+                    open_lazy(msi, variable=msi_variable, layout=layout))
+        h, m = lazy
         settings = {"hsi": str(Path(hsi).resolve()), "msi": str(Path(msi).resolve()),
                     "physics": {k: str(v) for k, v in physics_args.items() if v is not None}}
         result = fuse_scene(h, m, method=method, weights=weights, options=options, output=output,
@@ -332,20 +335,29 @@ def _wants_engine(output: str | os.PathLike[str], large: Mapping[str, Any]) -> b
     return Path(output).suffix.lower() == ".zarr" or any(large.get(k) for k in ENGINE_OPTIONS)
 
 
-def _too_big(spec: MethodSpec, hsi: Any, msi: Any, large: Mapping[str, Any], hsi_variable: str | None,
-             msi_variable: str | None, layout: str) -> bool:
-    """Whether the method's whole-image working set would exceed the memory budget (shapes read lazily)."""
-    if spec.chunked is None:
-        return False
+def _open_pair_lazily(hsi: Any, msi: Any, hsi_variable: str | None, msi_variable: str | None,
+                      layout: str) -> tuple[Any, Any] | None:
+    """Both inputs as lazy DataArrays (metadata only), or ``None`` when either cannot be opened lazily (the
+    in-memory path then reports the problem with its own message)."""
     from ..io.lazy import open_lazy
 
-    h = open_lazy(hsi, variable=hsi_variable, layout=layout)
-    m = open_lazy(msi, variable=msi_variable, layout=layout)
+    try:
+        return (open_lazy(hsi, variable=hsi_variable, layout=layout),
+                open_lazy(msi, variable=msi_variable, layout=layout))
+    except Exception:  # noqa: BLE001 - unreadable lazily: the ordinary path reports it
+        return None
+
+
+def _too_big(spec: MethodSpec, lazy: tuple[Any, Any] | None, large: Mapping[str, Any]) -> bool:
+    """Whether the method's whole-image working set would exceed the memory budget (shapes read lazily)."""
+    if spec.chunked is None or lazy is None:
+        return False
+    h, m = lazy
     need = spec.chunked.working_set * h.shape[0] * m.shape[1] * m.shape[2]
     return need > float(large.get("memory_gb") or 4.0) * 2**30
 
 
-def _is_real_pair(hsi: Any, msi: Any) -> bool:
+def _is_real_pair(hsi: Any, msi: Any, lazy: tuple[Any, Any] | None) -> bool:
     """Either input is a product, or both are georeferenced on grids that are not already a pair: same CRS, the MSI
     exactly ``r`` times the HSI in pixels and size, origins within one MSI pixel (the model's decimation phase, e.g.
     what ``hsfuse simulate`` writes, is not a grid mismatch)."""
@@ -353,12 +365,13 @@ def _is_real_pair(hsi: Any, msi: Any) -> bool:
 
     if product_type(hsi) is not None or product_type(msi) is not None:
         return True
+    if lazy is None:
+        return False
     try:
         from ..geo import grid_of
-        from ..io.lazy import open_lazy
 
-        h, m = grid_of(open_lazy(hsi), "HSI"), grid_of(open_lazy(msi), "MSI")
-    except Exception:  # noqa: BLE001 - not georeferenced (or unreadable: the ordinary path reports it)
+        h, m = grid_of(lazy[0], "HSI"), grid_of(lazy[1], "MSI")
+    except Exception:  # noqa: BLE001 - not georeferenced: an ordinary pair
         return False
     (hh, hw), (mh, mw) = h.shape, m.shape
     aligned = (h.crs == m.crs and mh % hh == 0 and mw % hw == 0 and mh // hh == mw // hw
