@@ -86,6 +86,21 @@ def test_fuse_tiles_are_within_a_hundredth_of_a_db(sim):
         assert np.abs(out - whole).max() < 1e-3
 
 
+def test_fuse_noise_estimates_and_zero_border_renormalisation_stream_like_the_whole_image(sim):
+    """lam="auto" streams the whole image's noise and prior weight exactly (same inputs to the solve: the difference
+    is the tiles' own); border="pad" on zero-boundary physics renormalises each tile's border pixels as the whole."""
+    from hsfuse.data.simulation import simulate
+
+    zero = simulate(sim.reference, sim.physics.spectral, ratio=4, boundary="zero")
+    y = zero.measurement()
+    hsi, msi = y.hsi[0].numpy(), y.msi[0].numpy()
+    whole = _whole("fuse", y, zero.physics, border="pad")
+    out = fuse_chunked(hsi, msi, method="fuse", physics=zero.physics, options={"border": "pad"}, chunk=32).output.values
+    ref = zero.reference.data.transpose(2, 0, 1)
+    assert abs(_psnr(out, ref) - _psnr(whole, ref)) < 0.05
+    assert np.abs(out - whole).max() < 2e-3
+
+
 def test_output_keeps_wavelengths_grid_and_crs(sim):
     import rioxarray  # noqa: F401
     import xarray as xr

@@ -217,7 +217,7 @@ def test_options_match_signature_and_defaults():
     fields = {f.name: f.default for f in dataclasses.fields(HysureOptions)}
     assert fields == {k: v.default for k, v in params.items()}
     assert fields == {"subspace_dim": 10, "lambda_phi": 5e-4, "lambda_m": 1.0, "mu": 0.05, "iterations": 200,
-                      "basis": "svd", "seed": 0, "estimate_operators": False}
+                      "basis": "svd", "seed": 0, "estimate_operators": False, "border": "circular", "pad": None}
     assert all(HysureOptions.field_help().values())
 
 

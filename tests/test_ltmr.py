@@ -247,7 +247,7 @@ def test_shapes_and_dtype(dtype):
     one = fuse_ltmr(FusionMeasurement(y.hsi[1:], y.msi[1:]), obs, **kw)  # a batch is its images one by one
     torch.testing.assert_close(z[1:], one, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
     torch.testing.assert_close(fuse_ltmr(y, obs, **kw), z, atol=0, rtol=0)  # seeded: reproducible
-    assert fuse_ltmr(y, obs, **{**kw, "clusters": 1, "shrinkage": "soft"}).shape == z.shape
+    assert fuse_ltmr(y, obs, **{**kw, "clusters": 1, "shrinkage": "soft", "eta": 1e-3}).shape == z.shape
 
 
 def test_options_match_signature_and_defaults():
@@ -255,8 +255,9 @@ def test_options_match_signature_and_defaults():
               if v.kind is inspect.Parameter.KEYWORD_ONLY and k != "progress"}
     fields = {f.name: f.default for f in dataclasses.fields(LtmrOptions)}
     assert fields == {k: v.default for k, v in params.items()}
-    assert fields == {"subspace_dim": 10, "patch_size": 7, "overlap": 4, "clusters": 200, "eta": 1e-3, "mu": 1e-3,
-                      "iterations": 100, "shrinkage": "log", "seed": 0}
+    # eta: the noise-aware "auto" (the code's 1e-3 is ORIGINAL_ETA)
+    assert fields == {"subspace_dim": 10, "patch_size": 7, "overlap": 4, "clusters": 200, "eta": "auto", "mu": 1e-3,
+                      "iterations": 100, "shrinkage": "log", "seed": 0, "border": "circular", "pad": None}
     assert all(LtmrOptions.field_help().values())
 
 

@@ -138,7 +138,7 @@ def test_registry_entries_and_lookup():
     assert all(METHODS[n].direct for n in ("bicubic", "gsa", "fuse"))
     assert get_method("fuse").needs_psf and get_method("fuse").needs_srf
     assert not get_method("gsa").needs_srf and not get_method("bicubic").needs_psf
-    with pytest.raises(InputError, match="bicubic, cnmf, dbin, dhifnet, edbin, fuse, glp, gsa, hysure, ltmr, sfim, two_branch"):
+    with pytest.raises(InputError, match="bicubic, cnmf, cstf, dbin, dhifnet, edbin, fuse, glp, gsa, hysure, ltmr, sfim, two_branch"):
         get_method("nope")
 
 

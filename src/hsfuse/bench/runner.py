@@ -23,7 +23,7 @@ from ..data.scenes import SCENES, load_scene
 from ..data.simulation import Simulation, simulate
 from ..data.synthetic import synthetic_scene
 from ..errors import InputError
-from ..io.atomic import atomic_output
+from ..io.atomic import atomic_output, atomic_outputs
 from ..methods.registry import get_method
 from ..metrics.presets import evaluate
 from ..physics.srf_library import srf_matrix
@@ -31,7 +31,7 @@ from ..types import Cube
 from .machine import machine_description, measure
 
 __all__ = ["BenchCase", "DEFAULT_CASES", "parse_case", "resolve_sensor", "prepare_case", "run_benchmark",
-           "write_results", "markdown_table"]
+           "write_results", "markdown_table", "check_result_paths", "write_json_markdown"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,28 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     for row in rows:
         out.write("| " + " | ".join(_fmt(row.get(c, "")) for c in cols) + " |\n")
     return out.getvalue()
+
+
+def check_result_paths(out: str | Path, *, overwrite: bool) -> tuple[Path, Path]:
+    """``(OUT.json, OUT.md)`` of a benchmark script's ``--out OUT``; :class:`InputError` if either exists and
+    ``overwrite`` is false (checked before any work, so a refused run changes nothing)."""
+    out = Path(out)
+    paths = (out.with_suffix(".json"), out.with_suffix(".md"))
+    for path in paths:
+        if path.exists() and not overwrite:
+            raise InputError(f"{path} exists: pass --overwrite to replace it, or choose another --out")
+    return paths
+
+
+def write_json_markdown(out: str | Path, result: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Write ``result`` to ``OUT.json`` and ``markdown`` to ``OUT.md`` as one unit (both or neither replaced)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = (out.with_suffix(".json"), out.with_suffix(".md"))
+    with atomic_outputs(list(paths), overwrite=True) as (tmp_json, tmp_md):
+        Path(tmp_json).write_text(json.dumps(result, indent=2) + "\n")
+        Path(tmp_md).write_text(markdown)
+    return paths
 
 
 def write_results(rows: Sequence[dict[str, Any]], outdir: str | Path, *, machine: dict[str, Any] | None = None,

@@ -73,6 +73,20 @@ class Tile:
         k = self.ratio if kernel_size is None else kernel_size
         return self.lr_core(lowres_valid(self.valid, ratio=self.ratio, kernel_size=k, offset=offset)).reshape(-1)
 
+    def image_pieces(self) -> list[tuple[int, int, int, int]]:
+        """The LR windows ``(row0, row1, col0, col1)`` of the tile that are contiguous in the image: one for a tile
+        inside the image, more for a tile whose halo wraps across the image border (its pieces from opposite sides).
+        An operator with the image's own border rule (reflect, replicate, zero) applied to each piece separately
+        sees that rule at the image border, as on the whole image; the pieces' other edges are tile edges."""
+        def runs(start: int, length: int, size: int) -> list[tuple[int, int]]:
+            cuts = [i for i in range(1, length) if (start + i) % size == 0]
+            edges = [0, *cuts, length]
+            return list(zip(edges[:-1], edges[1:]))
+
+        th, tw = self.hsi.shape[-2:]
+        return [(a, b, c, d) for a, b in runs(self.origin[0], th, self.image[0])
+                for c, d in runs(self.origin[1], tw, self.image[1])]
+
     @property
     def core_hr(self) -> tuple[int, int, int, int]:
         """The core's ``(row0, row1, col0, col1)`` inside the HR tile."""

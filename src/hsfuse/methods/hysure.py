@@ -57,7 +57,8 @@ Deviations from ``data_fusion.m`` / the HySure pipeline, all deliberate:
 * **Units.** Like ``data_fusion.m``, nothing is rescaled: the TV term is 1-homogeneous and the data terms
   quadratic, so ``lambda_phi`` refers to the units of the data (the demos' data have maximum 1).
 
-Limits: circular boundary (checked unless the operators are estimated), one PSF shared by all bands.
+Limits: circular boundary (checked unless the operators are estimated; ``border="pad"`` solves other boundaries on a
+periodic extension, :mod:`hsfuse.methods.borders`), one PSF shared by all bands.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ from ..errors import InputError
 from ..physics import FusionObservation
 from ..progress import ProgressFn, ProgressWithInfo, reporter
 from ..types import FusionMeasurement
+from .borders import Border, check_border_option, solve_with_border
 from .chunking import Chunked, StatsPass, select
-from .options import MethodOptions, option
+from .options import MethodOptions, border_option, option, pad_option
 from .subspace import batched_basis, pca_subspace, subspace_from_correlation
 from .sylvester import shared_psf, shifted_otf
 from .vca import vca
@@ -103,6 +105,8 @@ class HysureOptions(MethodOptions):
     seed: int = option(0, "basis=vca only: seed of the VCA runs' random directions (>= 0)")
     estimate_operators: bool = option(False, "estimate the PSF and SRF from the pair with HySure's sen_resp_est "
                                       "(hsfuse.estimation.hysure) instead of using the physics' ones")
+    border: Literal["circular", "pad"] = border_option()
+    pad: int | None = pad_option()
 
 
 class HysureState(NamedTuple):
@@ -344,6 +348,8 @@ def fuse_hysure(
     basis: Literal["svd", "vca"] = "svd",
     seed: int = 0,
     estimate_operators: bool = False,
+    border: Border = "circular",
+    pad: int | None = None,
     progress: ProgressFn | ProgressWithInfo | None = None,
 ) -> torch.Tensor:
     """HySure (Simoes et al., IEEE TGRS 53(6), 2015): vector-TV-regularised subspace fusion by ADMM.
@@ -364,6 +370,9 @@ def fuse_hysure(
             image), the endmembers themselves as ``E`` (not orthonormal). seed: the VCA runs' seed.
         estimate_operators: take the PSF and SRF from :func:`hsfuse.estimation.hysure.estimate_hysure` (per
             image) instead of ``physics``.
+        border, pad: ``"circular"`` (the ADMM's periodic model as is; circular physics) or ``"pad"``: the problem
+            solved on a smooth periodic extension by ``pad`` LR pixels, zero-filled borders renormalised, cropped
+            back (:mod:`hsfuse.methods.borders`; any boundary; not with ``estimate_operators``).
         progress: ``progress(done, total)`` after every iteration (runtime argument).
 
     Returns:
@@ -392,13 +401,17 @@ def fuse_hysure(
     seed = check_positive_int(seed, "seed", minimum=0)
     if basis not in ("svd", "vca"):
         raise InputError(f"basis must be 'svd' or 'vca', got {basis!r}")
+    if border == "pad":
+        if estimate_operators:
+            raise InputError("border='pad' needs the physics' PSF and SRF; it cannot be combined with "
+                             "estimate_operators=True")
+        return solve_with_border(fuse_hysure, y, physics, border="pad", pad=pad, who="HySure's ADMM",
+                                 subspace_dim=subspace_dim, lambda_phi=lambda_phi, lambda_m=lambda_m, mu=mu,
+                                 iterations=iterations, basis=basis, seed=seed, progress=progress)
     if not estimate_operators:  # refuse the physics before the (VCA: 20-run) basis
-        if spatial.boundary != "circular":
-            raise InputError(
-                f"HySure's ADMM assumes circular boundary conditions (the FFT diagonalises blur and differences), "
-                f"but the physics uses boundary={spatial.boundary!r}; build the physics with boundary='circular', or "
-                "pass estimate_operators=True to apply the periodic model with estimated operators, or use e.g. 'gsa'"
-            )
+        check_border_option(border, pad, spatial.boundary, who="HySure's ADMM (the FFT diagonalises blur and "
+                            "differences; or pass estimate_operators=True to apply the periodic model with estimated "
+                            "operators)")
         psf = shared_psf(spatial.psf, (H, W), who="HySure")
     dim = min(subspace_dim, bands, h * w)
     E = (pca_subspace(hsi.to(torch.float64), dim=dim) if basis == "svd"
@@ -455,8 +468,9 @@ def _finish(t: dict, physics: FusionObservation, options: HysureOptions, state: 
     if options.basis != "svd":
         raise InputError("HySure with basis='vca' needs the whole image's pixels at once; on a chunked scene use "
                          "basis='svd' (streamed exactly)")
-    if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2:
-        raise InputError("HySure's ADMM needs a circular boundary and one (k, k) PSF shared by all bands")
+    if physics.spatial.boundary != "circular" or physics.spatial.psf.ndim != 2 or options.border != "circular":
+        raise InputError("HySure's chunked plan needs a circular boundary (border='circular') and one (k, k) PSF "
+                         "shared by all bands; run border='pad' on the whole image")
     dim = min(check_positive_int(options.subspace_dim, "subspace_dim"), t["gram"].shape[0], int(t["n"]))
     return {**state, "basis": subspace_from_correlation(t["gram"] / t["n"], dim)}
 

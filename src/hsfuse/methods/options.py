@@ -26,7 +26,8 @@ from typing import Any, Literal, Union
 
 from ..errors import InputError
 
-__all__ = ["MethodOptions", "option", "parse_options", "parse_value", "describe_options", "options_from"]
+__all__ = ["MethodOptions", "option", "border_option", "pad_option", "parse_options", "parse_value", "describe_options",
+           "options_from"]
 
 #: keyword arguments of method functions that are not algorithm options (given by the caller at run time:
 #: a progress callback, the device, trained weights, a no-data mask)
@@ -51,6 +52,18 @@ def option(default: Any, help: str, *, cli: bool = True) -> Any:
     """A dataclass field with a default and a help text. ``cli=False`` marks an option that only Python callers
     can give (an array, e.g. a subspace basis): the command line refuses it with a message."""
     return dataclasses.field(default=default, metadata={"help": help, "cli": cli})
+
+
+def border_option() -> Any:
+    """The ``border`` option of the FFT solvers (FUSE, HySure, LTMR, CSTF): ``"circular"`` or ``"pad"``."""
+    return option("circular", "image borders: circular (the periodic model, exact for circular physics) or pad "
+                  "(zero-filled borders renormalised, smooth periodic extension by a margin, solve, crop: for real, "
+                  "non-periodic borders; accepts physics with boundary zero or reflect)")
+
+
+def pad_option() -> Any:
+    """The ``pad`` option that goes with :func:`border_option`: the margin in LR pixels, or ``None`` (default)."""
+    return option(None, "margin of border=pad in LR pixels (HR: r * pad); none = 3 PSF widths, at least 2 LR pixels")
 
 
 def _hints(cls: type) -> dict[str, Any]:

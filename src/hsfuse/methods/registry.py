@@ -29,12 +29,13 @@ from ..progress import ProgressFn, reporter
 from ..types import FusionMeasurement
 from .bicubic import BICUBIC_CHUNKED, BicubicOptions, fuse_bicubic
 from .chunking import Chunked
-from .cnmf import CnmfOptions, fuse_cnmf
-from .glp import GlpOptions, fuse_glp
+from .cnmf import CNMF_CHUNKED, CnmfOptions, fuse_cnmf
+from .cstf import CSTF_CHUNKED, CstfOptions, fuse_cstf
+from .glp import GLP_CHUNKED, GlpOptions, fuse_glp
 from .gsa import GSA_CHUNKED, GsaOptions, fuse_gsa
 from .networks import NETWORK_CHUNKED, NetworkOptions, network_function
 from .hysure import HYSURE_CHUNKED, HysureOptions, fuse_hysure
-from .ltmr import LtmrOptions, fuse_ltmr
+from .ltmr import LTMR_CHUNKED, LtmrOptions, fuse_ltmr
 from .options import RUNTIME_ARGUMENTS, MethodOptions, options_from
 from .sfim import SFIM_CHUNKED, SfimOptions, fuse_sfim
 from .sylvester import FUSE_CHUNKED, FuseOptions, fuse_fuse
@@ -216,7 +217,8 @@ METHODS: dict[str, MethodSpec] = {
         reference="Aiazzi et al., PE&RS 72(5), 2006; Selva et al., IEEE JSTARS 8(6), 2015; Yokoya et al. 2017 "
         "(MTF_GLP_wrapper.m)",
         options=GlpOptions,
-        locality="global",  # the regressions and gains over the whole image (no chunked plan yet)
+        locality="global",  # the regressions and gains over the whole image (streamed exactly; local filtering)
+        chunked=GLP_CHUNKED,
     ),
     "fuse": MethodSpec(
         name="fuse",
@@ -246,7 +248,8 @@ METHODS: dict[str, MethodSpec] = {
         reference="Yokoya, Yairi, Iwasaki, IEEE TGRS 50(2), 2012 (hif-benchmarking methods/CNMF)",
         options=CnmfOptions,
         needs=frozenset({"psf", "srf"}),
-        locality="global",  # endmembers and abundances of the whole image (no chunked plan yet)
+        locality="global",  # endmembers of the whole image; chunked: abundances per overlapping tile (approximate)
+        chunked=CNMF_CHUNKED,
     ),
     "ltmr": MethodSpec(
         name="ltmr",
@@ -256,7 +259,20 @@ METHODS: dict[str, MethodSpec] = {
         options=LtmrOptions,
         needs=frozenset({"psf", "srf"}),
         fits_per_image=True,  # about 100 s at 512^2 on two CPU cores
-        locality="global",  # k-means clusters and patch groups over the whole image
+        locality="global",  # subspace of the whole image; chunked: ADMM and k-means per overlapping tile (approximate)
+        chunked=LTMR_CHUNKED,
+    ),
+    "cstf": MethodSpec(
+        name="cstf",
+        function=fuse_cstf,
+        description="CSTF: coupled sparse Tucker factorisation (row/column/spectral dictionaries, L1 core by ADMM; "
+        "separable circular PSF)",
+        reference="Li, Dian, Fang, Bioucas-Dias, IEEE TIP 27(8), 2018 (renweidian/CSTF CSTF_FUS.m)",
+        options=CstfOptions,
+        needs=frozenset({"psf", "srf"}),
+        fits_per_image=True,  # fits dictionaries and a core per pair: about 15 s at 512^2 on one CPU thread
+        locality="global",  # dictionaries and core of the whole image; chunked: CSTF per overlapping tile (approximate)
+        chunked=CSTF_CHUNKED,
     ),
     "udaln": MethodSpec(
         name="udaln",

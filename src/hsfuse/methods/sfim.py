@@ -48,7 +48,7 @@ from .gsa import MsiDegradation, degrade_msi
 from .options import MethodOptions, option
 
 __all__ = ["fuse_sfim", "SfimOptions", "SFIM_CHUNKED", "Synthesis", "nnls_gram", "synthesis_coefficients",
-           "upsample_nearest"]
+           "synthesis_partial", "upsample_nearest"]
 
 #: how each HSI band's synthetic PAN is made from the MSI: non-negative LS (toolbox mode 3), LS (2), band selection (1)
 Synthesis = Literal["nnls", "ls", "select"]
@@ -223,13 +223,19 @@ def fuse_sfim(
 # image does; so the result equals the whole-image one up to summation order.
 
 
-def _pass(tile: Tile, physics: FusionObservation, options: SfimOptions, state: State) -> State:
+def synthesis_partial(tile: Tile, physics: FusionObservation, degrade: MsiDegradation) -> State:
+    """The regression sums of one tile's core (the MSI degraded to the LR grid against the HSI), over the LR pixels
+    whose footprint is usable: the streamed statistics of SFIM's and MTF-GLP-HS's synthesis."""
     ms = tile.msi.to(torch.float64)
-    k = physics.spatial.psf.shape[-1] if options.degrade == "physics" else tile.ratio
-    keep = tile.valid_lr_core(k, physics.spatial.offset if options.degrade == "physics" else None)
-    ms_lr = select(tile.lr_core(degrade_msi(ms, physics, degrade=options.degrade))[0].flatten(1), keep)
+    k = physics.spatial.psf.shape[-1] if degrade == "physics" else tile.ratio
+    keep = tile.valid_lr_core(k, physics.spatial.offset if degrade == "physics" else None)
+    ms_lr = select(tile.lr_core(degrade_msi(ms, physics, degrade=degrade))[0].flatten(1), keep)
     hs = select(tile.lr_core(tile.hsi.to(torch.float64))[0].flatten(1), keep)
     return _design_sums(hs, ms_lr)
+
+
+def _pass(tile: Tile, physics: FusionObservation, options: SfimOptions, state: State) -> State:
+    return synthesis_partial(tile, physics, options.degrade)
 
 
 def _finish(t: State, physics: FusionObservation, options: SfimOptions, state: State) -> State:

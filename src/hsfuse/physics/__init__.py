@@ -5,7 +5,7 @@ Layout: tensors are ``(N, C, H, W)``. See :mod:`hsfuse.physics.spatial`, :mod:`h
 """
 
 from .learnable import LearnableSpatialDegradation, LearnableSpectralResponse, support_from_srf
-from .noise import add_noise, noise_sigma
+from .noise import add_noise, estimate_noise_sigma, noise_sigma
 from .observation import FusionObservation
 from .spatial import (
     SpatialDegradation,
@@ -26,6 +26,7 @@ __all__ = [
     "SpatialDegradation",
     "SpectralResponse",
     "add_noise",
+    "estimate_noise_sigma",
     "apply_srf",
     "apply_srf_adjoint",
     "blur",

@@ -43,6 +43,7 @@ __all__ = [
     "decimate",
     "blur_decimate",
     "decimate_adjoint",
+    "zero_border_gain",
     "psf_to_otf",
     "SpatialDegradation",
 ]
@@ -201,6 +202,36 @@ def blur_decimate(x: torch.Tensor, psf: torch.Tensor, *, ratio: int, offset: int
     w = _depthwise_weight(psf, x.shape[1], flip=True, like=x)
     padded = _pad(x, before, after, boundary)[..., offset:, offset:]
     return F.conv2d(padded, w, stride=r, groups=x.shape[1])[..., : H // r, : W // r]
+
+
+def zero_border_gain(psf: torch.Tensor, hr_shape: tuple[int, int], *, ratio: int, offset: int,
+                     rows: slice = slice(None), cols: slice = slice(None)) -> torch.Tensor:
+    """The PSF mass inside the image seen by each LR pixel under ``boundary="zero"``: ``S B 1``, ``(h, w)`` float64.
+
+    A zero-filled border darkens the LR pixels within a PSF radius of the edge by exactly this factor (for a locally
+    flat scene); dividing them by it ("normalised convolution") makes them what a non-darkening model predicts,
+    which the periodic-extension solvers need (FUSE ``border="pad"``). Equals
+    ``blur_decimate(ones, psf, boundary="zero")`` (tested), computed from per-axis validity masks:
+    ``G = V_r psf' V_c^T`` (``psf'``: the flipped kernel, as the convolution reads it) with ``V_r[i, a] = 1`` when
+    tap ``a`` of LR row ``i`` lies inside the image.
+    ``psf``: one ``(k, k)`` kernel. ``rows``, ``cols``: the LR rows and columns wanted (a tile of a large image),
+    default all.
+    """
+    r = check_ratio(ratio)
+    offset = _check_offset(offset, r)
+    psf = check_psf(psf).to(torch.float64)
+    if psf.ndim != 2:
+        raise InputError("zero_border_gain needs one (k, k) PSF")
+    k = psf.shape[-1]
+    before, _ = _pads(k)
+    H, W = hr_shape
+
+    def valid(n: int) -> torch.Tensor:
+        centre = offset + r * torch.arange(n // r, device=psf.device)
+        pos = centre[:, None] + torch.arange(k, device=psf.device)[None] - before
+        return ((pos >= 0) & (pos < n)).to(torch.float64)
+
+    return valid(H)[rows] @ psf.flip(0, 1) @ valid(W)[cols].T
 
 
 def decimate_adjoint(y: torch.Tensor, *, ratio: int, offset: int) -> torch.Tensor:
