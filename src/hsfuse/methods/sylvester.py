@@ -82,9 +82,9 @@ from .._checks import check_finite, check_image_tensor, check_positive_int
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.interpolation import upsample_cubic
-from ..physics.spatial import zero_border_gain
 from ..physics.noise import (NEIGHBOUR_BANDS, estimate_noise_sigma, neighbours_default, noise_features, noise_from_gram,
                              spectral_window)
+from ..physics.spatial import zero_border_gain
 from ..types import FusionMeasurement
 from .bicubic import CUBIC_HALO, keys_kernel
 from .chunking import Chunked, StatsPass, select
@@ -567,8 +567,8 @@ def fuse_fuse(
     ``v = (||Y_m - R E Xbar||^2 / n - sum_i sigma_msi,i^2) / ||R E||_F^2`` (``n``: HR pixels; at least
     :data:`MIN_DETAIL_FRACTION` of the residual is kept as detail) and ``lam = 1 / v``. No constant is tuned.
     Measured (``benchmarks/bench_classical.py``, known operators, PSNR dB, fixed ``lam=1e-3`` with unit noise ->
-    auto): Pavia U clean 41.52 -> 41.56, 30 dB 38.00 -> 37.92; Indian Pines clean 40.28 -> 42.24, 30 dB
-    25.29 -> 31.46; Jasper Ridge clean 38.43 -> 41.33, 30 dB 33.04 -> 32.74. Pass ``lam=1e-3, sigma_hsi=1,
+    auto): Pavia U clean 41.52 -> 41.63, 30 dB 38.00 -> 37.93; Indian Pines clean 40.28 -> 42.28, 30 dB
+    25.29 -> 31.46; Jasper Ridge clean 38.43 -> 41.33, 30 dB 33.04 -> 32.75. Pass ``lam=1e-3, sigma_hsi=1,
     sigma_msi=1`` for the previous default. A batch is solved image by image (each image its own estimates).
 
     Returns:
