@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from . import blind, data, fusion, synth, training
 from ._common import EXIT_USAGE
@@ -36,6 +40,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that outputs are rolled back as for Ctrl-C."""
+
+
+#: what an interruption leaves (true of every writer: atomic files and folders, simulations written as one unit)
+INTERRUPTED = ("outputs are as they were (nothing half-written is kept; a large-scene run keeps its partial "
+               "output for --resume)")
+
+
+@contextmanager
+def _command_environment(command: str) -> Iterator[None]:
+    """For one command: warnings print as one ``hsfuse CMD: warning: ...`` line each (no source paths), and
+    SIGTERM becomes :class:`Terminated` (the main thread only; restored afterwards)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+        print(f"hsfuse {command}: warning: {message}", file=sys.stderr)
+
+    def terminate(signum, frame) -> None:  # noqa: ANN001
+        raise Terminated()
+
+    previous_show = warnings.showwarning
+    warnings.showwarning = show
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, terminate) if main_thread else None
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous_show
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hsfuse`` console command; returns the exit status."""
     from ..errors import HsfuseError
@@ -43,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _command_environment(args.command):
+            return int(args.func(args) or 0)
     except HsfuseError as exc:
         print(f"hsfuse {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -51,8 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hsfuse {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"hsfuse {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        print(f"hsfuse {args.command}: interrupted; {INTERRUPTED}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"hsfuse {args.command}: terminated (SIGTERM); {INTERRUPTED}", file=sys.stderr)
+        return 143
     except Exception as exc:  # a bug: keep the message short unless asked for the traceback
         if os.environ.get("HSFUSE_DEBUG"):
             raise

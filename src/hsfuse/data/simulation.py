@@ -209,6 +209,13 @@ def simulate(
 
     check_finite(reference.data, "reference HSI")
     ref = crop_to_multiple(reference, r)
+    missing = int((~ref.valid_mask()).sum())
+    if missing:  # blurring would spread the no-data value into its neighbours as if it were reflectance
+        raise InputError(
+            f"the reference has {missing} no-data pixel(s) (value {ref.nodata!r}); a simulation blurs every pixel into "
+            "its neighbours, so it needs a complete reference: crop it to a region without no-data, or fill those "
+            "pixels first"
+        )
     L = ref.bands
     spectral = srf if isinstance(srf, SpectralResponse) else SpectralResponse(
         check_srf(srf, hsi_bands=L), normalize=preset.srf_normalize, band_names=srf_band_names)
@@ -235,7 +242,8 @@ def simulate(
         o = spatial.offset + (k // 2 - (k - 1) / 2.0) + 0.5 - r / 2.0
         geo_lr = GeoInfo(geo_lr.crs, (a * r, b * r, c + (a + b) * o, d * r, e * r, f + (d + e) * o))
     attrs = {"simulation": preset.name, "ratio": r}
-    hsi_cube = Cube.from_tensor(hsi.float(), like=ref, geo=geo_lr, attrs={**ref.attrs, **attrs})
+    # simulated values: no pixel is missing, and none may be mistaken for the reference's no-data value
+    hsi_cube = Cube.from_tensor(hsi.float(), like=ref, geo=geo_lr, nodata=None, attrs={**ref.attrs, **attrs})
     msi_cube = Cube.from_tensor(msi.float(), geo=ref.geo, nodata=None, units=ref.units,
                                 band_names=spectral.band_names, attrs={**attrs})
     return Simulation(reference=reference_out, hsi=hsi_cube, msi=msi_cube, physics=physics, preset=preset)

@@ -61,6 +61,7 @@ __all__ = [
     "FormatInfo",
     "read_cube",
     "write_cube",
+    "check_float_output",
     "describe",
     "atomic_output",
     "atomic_outputs",
@@ -216,6 +217,30 @@ def read_cube(
         fwhm = cube.fwhm if cube.wavelengths is not None else None
         cube = cube.replace(wavelengths=wl, fwhm=fwhm)
     return cube
+
+
+def check_float_output(path: str | os.PathLike[str], *, overwrite: bool) -> str:
+    """Pre-flight check that a floating-point cube (a fused result) can be written to ``path``; returns the format.
+
+    Refused before any work, with the fix: an unknown extension; a path without extension (a CAVE folder of
+    16-bit PNGs) or an image format (8/16-bit PNG/JPEG/BMP), which cannot hold float data; and, for an ENVI pair,
+    an existing ``.hdr`` or ``.img`` partner without ``overwrite``. (``.zarr`` outputs are the large-scene engine's
+    and are checked there.)
+    """
+    p = Path(path)
+    name = _format_for(p, for_writing=True)
+    if name in ("cave", "image"):
+        what = ("has no extension, which names a CAVE folder of 16-bit PNGs," if name == "cave"
+                else "is an 8/16-bit image format, which")
+        raise InputError(f"output {p} {what} cannot hold a floating-point fused cube; give an extension: .tif, .npz, "
+                         ".hdr, .mat or .zarr")
+    if name == "envi":
+        from .atomic import check_output_path
+        from .envi import _outputs
+
+        for q in _outputs(p):
+            check_output_path(q, overwrite=overwrite)
+    return name
 
 
 def write_cube(cube: Cube, path: str | os.PathLike[str], *, overwrite: bool = False, format: str | None = None) -> Path:

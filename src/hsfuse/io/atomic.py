@@ -6,10 +6,13 @@ an existing file there: the writer works on a temporary path in the same folder 
 on success is the temporary renamed onto the target. On any exception the temporary is deleted.
 
 * :func:`atomic_output` for one file.
-* :func:`atomic_outputs` for outputs made of several files (ENVI ``.hdr`` + ``.img``): the temporaries share
-  one random token, so a ``.hdr``/``.img`` pair keeps a common stem. Each file is replaced atomically; the
-  group is replaced file after file (a crash between two renames can leave a new ``.img`` beside an old
-  ``.hdr``, never a truncated file).
+* :func:`atomic_outputs` for outputs made of several files (ENVI ``.hdr`` + ``.img``, the files of a simulation):
+  the temporaries share one random token, so a ``.hdr``/``.img`` pair keeps a common stem. The group is replaced
+  as one unit: existing targets are first renamed aside (``.name.<token>.old<suffix>``), then every temporary
+  renamed in; an exception or Ctrl-C during the renames puts the old files back (and removes the new ones), so
+  the outputs are all old or all new. A run killed outright (SIGKILL) cannot roll back: the next write of the
+  same targets does it first (:func:`_recover`): a target found missing beside its ``.old`` copy gets the copy
+  back, and left-over ``.tmp``/``.old`` files of the targets are removed.
 * :func:`atomic_output_dir` for outputs that are a folder (a CAVE folder of PNGs): the folder is written
   under a temporary name and renamed; an existing folder is moved aside first and deleted only after the
   new one is in place.
@@ -94,7 +97,11 @@ def atomic_outputs(paths: Sequence[str | os.PathLike[str]], *, overwrite: bool) 
     exists and ``overwrite`` is false, :class:`~hsfuse.errors.OutputExistsError` is raised before anything is
     written. A temporary the writer did not create is an error on success (the output would be incomplete).
     """
-    targets = [check_output_path(p, overwrite=overwrite) for p in paths]
+    targets = [Path(p) for p in paths]
+    for t in targets:
+        _check_parent(t)
+    _recover(targets)
+    targets = [check_output_path(p, overwrite=overwrite) for p in targets]
     if len({t.resolve() for t in targets}) != len(targets):
         raise InputError(f"output paths repeat: {[str(t) for t in targets]}")
     while True:
@@ -107,8 +114,7 @@ def atomic_outputs(paths: Sequence[str | os.PathLike[str]], *, overwrite: bool) 
         missing = [str(t) for t, tmp in zip(targets, temps) if not tmp.exists()]
         if missing:
             raise HsfuseError(f"writing failed: the writer did not produce {', '.join(missing)}")
-        for target, tmp in zip(targets, temps):
-            os.replace(tmp, target)
+        _replace_all(targets, temps, token)
     except PermissionError as exc:
         for tmp in temps:
             _remove(tmp)
@@ -117,6 +123,55 @@ def atomic_outputs(paths: Sequence[str | os.PathLike[str]], *, overwrite: bool) 
         for tmp in temps:
             _remove(tmp)
         raise
+
+
+def _old_name(path: Path, token: str) -> Path:
+    """``dir/.stem.<token>.old<suffix>``: where an existing target waits while the new group is renamed in."""
+    return path.with_name(f".{path.stem}.{token}.old{path.suffix}")
+
+
+def _replace_all(targets: list[Path], temps: list[Path], token: str) -> None:
+    """Rename ``temps`` onto ``targets`` as one unit (module docstring): olds aside, news in, olds deleted; on any
+    exception (Ctrl-C included) the news are removed and the olds put back before re-raising."""
+    aside: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for target in targets:
+            if target.exists() or target.is_symlink():
+                old = _old_name(target, token)
+                os.replace(target, old)
+                aside.append((target, old))
+        for target, tmp in zip(targets, temps):
+            os.replace(tmp, target)
+            placed.append(target)
+    except BaseException:
+        for target in placed:
+            _remove(target)
+        for target, old in aside:
+            os.replace(old, target)
+        raise
+    for _, old in aside:
+        _remove(old)
+
+
+_LEFTOVER = re.compile(r"^\.(?P<stem>.+)\.(?P<token>[0-9a-f]{8})\.(?P<kind>tmp|old)(?P<suffix>\.[^.]*)?$")
+
+
+def _recover(targets: Sequence[Path]) -> None:
+    """Undo what a killed write of ``targets`` left: a missing target whose ``.old`` copy exists is restored from
+    it; every other ``.tmp``/``.old`` leftover of these targets (same folder, stem and suffix) is removed."""
+    for target in targets:
+        folder = target.parent
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            m = _LEFTOVER.match(entry.name)
+            if not m or m["stem"] != target.stem or (m["suffix"] or "") != target.suffix:
+                continue
+            if m["kind"] == "old" and not (target.exists() or target.is_symlink()):
+                os.replace(entry, target)
+            else:
+                _remove(entry)
 
 
 @contextmanager

@@ -375,8 +375,8 @@ def evaluate(
     r = check_ratio(ratio) if ratio is not None else None
     if r is None and ("ergas" in p.metrics or p.border == "ratio"):
         raise InputError(
-            f"preset {p.name!r} needs the resolution ratio (for ERGAS or the border crop): pass ratio=<HSI/MSI "
-            "pixel-size ratio>, e.g. ratio=8"
+            f"preset {p.name!r} needs the resolution ratio (for ERGAS or the border crop): pass the HSI/MSI "
+            "pixel-size ratio (ratio=8 in Python, --ratio 8 on the command line)"
         )
     if p.clip is not None:
         est = fm.clip(est, *p.clip)

@@ -32,13 +32,32 @@ def observation_to_dict(obs: FusionObservation) -> dict[str, Any]:
     }
 
 
+def _checked_psf(value: Any) -> torch.Tensor:
+    """The description's PSF as float64, refused unless it is a finite, non-negative kernel summing to one (what
+    :func:`observation_to_dict` writes; an edited file must keep that)."""
+    try:
+        psf = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise FileFormatError("the physics description's psf is not an array of numbers") from None
+    if psf.ndim not in (2, 3) or psf.numel() == 0:
+        raise FileFormatError(f"the physics description's psf must be a (k, k) or (L, k, k) array, got shape "
+                              f"{tuple(psf.shape)}")
+    sums = psf.sum(dim=(-2, -1))
+    if not bool(torch.isfinite(psf).all()) or bool((psf < 0).any()) or not bool(
+            torch.allclose(sums, torch.ones_like(sums), atol=1e-6)):
+        raise FileFormatError("the physics description's psf must be finite and non-negative and sum to 1 (a blur "
+                              f"kernel; it sums to {float(sums.reshape(-1)[0]):.6g}): fix or regenerate the file "
+                              "(hsfuse simulate writes it), or give the kernel with --psf")
+    return psf
+
+
 def observation_from_dict(d: dict[str, Any]) -> FusionObservation:
     """Inverse of :func:`observation_to_dict` (the SRF is stored already normalised)."""
     if d.get("format") != _FORMAT:
         raise FileFormatError(f"not an hsfuse physics description (expected format {_FORMAT!r})")
     try:
-        spatial = SpatialDegradation(ratio=d["ratio"], psf=torch.tensor(d["psf"], dtype=torch.float64),
-                                     offset=d["offset"], boundary=d["boundary"])
+        psf = _checked_psf(d["psf"])
+        spatial = SpatialDegradation(ratio=d["ratio"], psf=psf, offset=d["offset"], boundary=d["boundary"])
         spectral = SpectralResponse(torch.tensor(d["srf"], dtype=torch.float64), normalize="none",
                                     band_names=d.get("srf_band_names"))
     except KeyError as exc:

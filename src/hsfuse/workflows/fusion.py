@@ -26,7 +26,7 @@ import torch
 
 from .._checks import check_pair, pair_ratio
 from ..errors import InputError
-from ..io import read_cube, write_cube
+from ..io import check_float_output, read_cube, write_cube
 from ..io.atomic import check_output_path
 from ..methods.options import MethodOptions
 from ..methods.registry import MethodSpec, get_method
@@ -276,6 +276,8 @@ def fuse_to_file(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], outpu
         raise InputError("--resume continues an interrupted large-scene run; give the same --chunk/--workers/"
                          "--memory-gb options or a .zarr output as that run")
     check_output_path(output, overwrite=overwrite, folder=Path(output).suffix.lower() == ".zarr")
+    if Path(output).suffix.lower() != ".zarr":
+        check_float_output(output, overwrite=overwrite)  # a format that cannot hold the result: before any work
     spec = get_method(method)
     spec.make_options(options)
     spec.check_runtime(weights=weights, device=device)

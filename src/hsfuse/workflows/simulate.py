@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..data.simulation import Simulation, simulate
 from ..io import read_cube, write_cube
-from ..io.atomic import atomic_output, check_output_path
+from ..io.atomic import atomic_outputs, check_output_path
 from ..physics.serialize import observation_to_dict
 from ..physics.specs import PsfSpec, SrfSpec, resolve_psf, resolve_srf
 
@@ -18,6 +19,11 @@ __all__ = ["simulate_to_folder", "SIMULATION_FILES"]
 
 #: the files of a simulation folder, by role
 SIMULATION_FILES = ("hsi", "msi", "reference")
+
+
+def _cube_files(path: Path) -> list[Path]:
+    """The files a cube written to ``path`` occupies: an ENVI ``.hdr`` with its ``.img``, else ``path`` alone."""
+    return [path, path.with_suffix(".img")] if path.suffix.lower() == ".hdr" else [path]
 
 
 def simulate_to_folder(reference: str | os.PathLike[str], output: str | os.PathLike[str], *, srf: SrfSpec, ratio: int,
@@ -34,8 +40,11 @@ def simulate_to_folder(reference: str | os.PathLike[str], output: str | os.PathL
     out = Path(output)
     targets = {name: out / f"{name}.{ext}" for name in SIMULATION_FILES}
     physics_path = out / "physics.json"
+    # every file of the result (an ENVI cube is a .hdr/.img pair), written and renamed as one unit
+    files = [q for name in SIMULATION_FILES for q in _cube_files(targets[name])] + [physics_path]
+    check_output_path(out, overwrite=True, folder=True)  # a file named like the folder is refused before any work
     if out.is_dir():  # refuse existing outputs before any work (a missing folder is created below)
-        for p in [*targets.values(), physics_path]:
+        for p in files:
             check_output_path(p, overwrite=overwrite)
     ref = read_cube(reference, variable=variable, layout=layout)
     say(f"reference {ref.shape[0]}x{ref.shape[1]}x{ref.bands}")
@@ -43,13 +52,21 @@ def simulate_to_folder(reference: str | os.PathLike[str], output: str | os.PathL
     kernel = resolve_psf(psf, ratio=ratio) if psf is not None else None
     sim = simulate(ref, matrix, ratio=ratio, preset=preset, srf_band_names=names, psf=kernel, snr_hsi_db=snr_hsi_db,
                    snr_msi_db=snr_msi_db, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, cube in (("hsi", sim.hsi), ("msi", sim.msi), ("reference", sim.reference)):
-        write_cube(cube, targets[name], overwrite=overwrite)
-        say(f"wrote {targets[name]} ({cube.shape[0]}x{cube.shape[1]}x{cube.bands})")
     description: dict[str, Any] = observation_to_dict(sim.physics)
     description["preset"] = dict(vars(sim.preset))
-    with atomic_output(physics_path, overwrite=overwrite) as tmp:
-        Path(tmp).write_text(json.dumps(description, indent=1) + "\n")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_outputs(files, overwrite=overwrite) as temps:
+            tmp_of = dict(zip(files, temps))
+            for name, cube in (("hsi", sim.hsi), ("msi", sim.msi), ("reference", sim.reference)):
+                write_cube(cube, tmp_of[targets[name]], overwrite=True)
+            tmp_of[physics_path].write_text(json.dumps(description, indent=1) + "\n")
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # the folder this run made: nothing of it is kept
+        raise
+    for name, cube in (("hsi", sim.hsi), ("msi", sim.msi), ("reference", sim.reference)):
+        say(f"wrote {targets[name]} ({cube.shape[0]}x{cube.shape[1]}x{cube.bands})")
     say(f"wrote {physics_path} (PSF, SRF, ratio, offset, boundary: pass it to 'hsfuse fuse --physics')")
     return sim
