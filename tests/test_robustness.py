@@ -212,3 +212,53 @@ def test_simulate_refuses_no_data_pixels_instead_of_blurring_them(tmp_path, caps
     assert main(["simulate", str(clean), "--srf", "nikon_d700_dhsis", "--ratio", "4", "-o", str(out), "-q"]) == 0
     hsi = read_cube(out / "hsi.npz")
     assert hsi.nodata is None and float(hsi.data.max()) <= 798.0
+
+
+def test_info_on_a_corrupt_or_orphaned_envi_header_says_what_is_wrong(tmp_path, capsys):
+    """A negative size gave a NumPy message, a header without its .img the reading library's advice (to pass
+    ``image`` to ``envi.open``), neither of which a user of the command line can act on."""
+    import re
+
+    from hsfuse.io import write_cube
+    from hsfuse.types import Cube
+
+    write_cube(Cube(np.ones((4, 5, 3), np.float32)), tmp_path / "e.hdr")
+    header = (tmp_path / "e.hdr").read_text()
+    (tmp_path / "neg.hdr").write_text(re.sub(r"samples = \d+", "samples = -5", header))
+    (tmp_path / "neg.img").write_bytes((tmp_path / "e.img").read_bytes())
+    (tmp_path / "orphan.hdr").write_text(header)
+    assert main(["info", str(tmp_path / "neg.hdr")]) == 2
+    assert "'samples = -5' must be a positive integer" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "orphan.hdr")]) == 2
+    err = capsys.readouterr().err
+    assert "has no data file beside it" in err and "envi.open" not in err
+
+
+def test_srf_resample_without_wavelengths_gives_advice_the_command_can_use(tmp_path, capsys):
+    """The message suggested giving the SRF as an .npy matrix: what this command produces, not what it takes."""
+    np.save(tmp_path / "cube.npy", np.random.default_rng(0).random((8, 8, 20)).astype(np.float32))
+    assert main(["srf", "resample", "sentinel2a", "--hsi", str(tmp_path / "cube.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "has no band wavelengths" in err and "give an HSI in a format that stores them" in err
+    assert ".npy file or array" not in err
+
+
+def test_evaluate_a_tiny_or_empty_estimate_keeps_the_other_metrics(tmp_path, capsys):
+    """A 12 x 12 image was refused whole ("use a smaller block_size"), an all-zero estimate under the udaln preset
+    too ("constant_bands='zero'"): options the command line does not have. Now the metric that cannot be computed is
+    NaN, with one warning line, and the others are reported (values checked by hand: RMSE of ref vs ref + 0.01)."""
+    g = np.random.default_rng(2)
+    ref = g.random((12, 12, 8)).astype(np.float32)  # Q2n's 32 blocks need 20 mirrored rows: more than 12
+    np.save(tmp_path / "ref.npy", ref)
+    np.save(tmp_path / "est.npy", ref + np.float32(0.01))
+    np.save(tmp_path / "zero.npy", np.zeros_like(ref))
+    assert main(["evaluate", "--reference", str(tmp_path / "ref.npy"), "--estimate", str(tmp_path / "est.npy"),
+                 "--ratio", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: UIQI is NaN" in err and "warning: Q2n is NaN" in err and "Traceback" not in err
+    rmse_row = next(line for line in out.splitlines() if "rmse" in line)
+    assert "0.01" in rmse_row
+    assert main(["evaluate", "--reference", str(tmp_path / "ref.npy"), "--estimate", str(tmp_path / "zero.npy"),
+                 "--preset", "udaln", "--ratio", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning: CC is NaN" in err and "constant_bands" not in err

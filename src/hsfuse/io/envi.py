@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +170,33 @@ def format_map_info(geo: GeoInfo) -> tuple[list[str] | None, str | None]:
     return fields, wkt
 
 
+#: data-file names tried beside a header ``x.hdr`` (what the ``spectral`` reader tries, in its order)
+_DATA_SUFFIXES = ("", ".img", ".IMG", ".dat", ".DAT", ".sli", ".SLI", ".hyspex", ".raw", ".RAW", ".bsq", ".bil",
+                  ".bip")
+
+
+def _data_candidates(hdr: Path) -> list[Path]:
+    base = hdr.with_suffix("")
+    return [base.with_name(base.name + s) for s in _DATA_SUFFIXES]
+
+
+def _check_header_sizes(hdr: Path) -> None:
+    """Refuse a header whose ``samples``, ``lines`` or ``bands`` is not a positive integer (a corrupt header would
+    otherwise fail deep inside the reader with an unrelated message)."""
+    try:
+        text = hdr.read_text(errors="replace")
+    except OSError:
+        return  # the reader reports it
+    for key, value in re.findall(r"(?im)^\s*(samples|lines|bands)\s*=\s*(\S+)", text):
+        try:
+            ok = int(value) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise FileFormatError(f"ENVI header {hdr}: '{key.lower()} = {value}' must be a positive integer (the "
+                                  "header is corrupt: fix it or regenerate the file)")
+
+
 def open_envi_image(path: str | os.PathLike[str]) -> tuple[Path, Any]:
     """``(header path, spectral image)`` of an ENVI file, checked: an image (not a library), data file complete.
 
@@ -177,8 +205,13 @@ def open_envi_image(path: str | os.PathLike[str]) -> tuple[Path, Any]:
     """
     p = require_file(path)
     hdr = _find_header(p)
+    _check_header_sizes(hdr)
     envi = _envi_module()
     image_arg = None if p == hdr else str(p)
+    if image_arg is None and not any(c.is_file() for c in _data_candidates(hdr)):
+        names = ", ".join(c.name for c in _data_candidates(hdr)[:4])
+        raise FileFormatError(f"ENVI header {hdr} has no data file beside it (looked for {names}, ...): put the data "
+                              "file next to the header under the same name, or give the data file's path")
     with reading(hdr, "ENVI"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         img = envi.open(str(hdr), image_arg)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -397,13 +398,38 @@ def evaluate(
         "ergas": lambda: _ergas(ref, est, r, p, notes),  # type: ignore[arg-type]
         "rmse": lambda: fm.rmse(ref, est),
         "cc": lambda: _cc(ref, est, p, notes),
-        "uiqi": lambda: fm.uiqi(ref, est, block_size=p.uiqi_block),
-        "q2n": lambda: _q2n(ref, est, p, notes),
+        "uiqi": lambda: _blocked("UIQI", p.uiqi_block, _uiqi_fits(ref, p), ref, p, notes,
+                                 lambda: fm.uiqi(ref, est, block_size=p.uiqi_block)),
+        "q2n": lambda: _blocked("Q2n", p.q2n_block, _q2n_fits(ref, p), ref, p, notes,
+                                lambda: _q2n(ref, est, p, notes)),
     }
     out = {name: float(compute[name]()[0]) for name in p.metrics}
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=2)
     return out
+
+
+def _uiqi_fits(ref: torch.Tensor, p: MetricPreset) -> bool:
+    """UIQI's blocks lie inside the image (:func:`hsfuse.metrics.functional.uiqi` refuses larger ones)."""
+    return p.uiqi_block <= min(ref.shape[-2:])
+
+
+def _q2n_fits(ref: torch.Tensor, p: MetricPreset) -> bool:
+    """Q2n's mirrored padding to whole blocks is at most the image (:func:`hsfuse.metrics.functional.q2n`)."""
+    H, W = ref.shape[-2:]
+    b, s = p.q2n_block, p.q2n_shift
+    return all((math.ceil(n / s) - 1) * s + b - n <= n for n in (H, W))
+
+
+def _blocked(name: str, block: int, fits: bool, ref: torch.Tensor, p: MetricPreset, notes: list[str],
+             compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """A block-wise index, or NaN with a note when its blocks do not fit the image (the other metrics still count)."""
+    H, W = ref.shape[-2:]
+    if not fits:
+        notes.append(f"{name} is NaN under preset {p.name!r}: its {block}x{block} blocks are larger than the {H}x{W} "
+                     "image (after the preset's border crop); the other metrics are computed as usual")
+        return torch.full((1,), math.nan, dtype=ref.dtype)
+    return compute()
 
 
 def _bands(mask: torch.Tensor) -> list[int]:
@@ -493,6 +519,14 @@ def _cc(ref: torch.Tensor, est: torch.Tensor, p: MetricPreset, notes: list[str])
                 f"{_bands(const)} are constant in the reference or the estimate, where the original's correlation "
                 "coefficient is 0 / 0 (NaN), so the original code returns NaN for CC."
             )
+    if p.cc_constant_bands != "zero":
+        const = (ref[0].amax(dim=(1, 2)) == ref[0].amin(dim=(1, 2))) | (
+            est[0].amax(dim=(1, 2)) == est[0].amin(dim=(1, 2)))
+        if bool(const.all()):  # no band has a correlation: NaN (with a note), not a refusal of the whole evaluation
+            notes.append(f"CC is NaN under preset {p.name!r}: every band is constant in the reference or the estimate "
+                         "(an empty or failed estimate?), so no correlation is defined; the other metrics are computed "
+                         "as usual")
+            return torch.full((1,), math.nan, dtype=ref.dtype)
     return fm.cc(ref, est, constant_bands=p.cc_constant_bands)
 
 

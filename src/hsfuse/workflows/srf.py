@@ -40,6 +40,10 @@ def resample_to_csv(sensor: str, hsi: str | os.PathLike[str], *, output: str | o
     if output is not None:
         check_output_path(output, overwrite=overwrite)
     cube = read_cube(hsi)
+    if cube.wavelengths is None:  # (resolve_srf's advice, an SRF matrix, is what this command makes)
+        raise InputError(f"{hsi} has no band wavelengths, so {sensor}'s responses cannot be placed on its bands: "
+                         "give an HSI in a format that stores them (ENVI, GeoTIFF with wavelength tags, .npz with "
+                         "wavelengths_nm)")
     matrix, names = resolve_srf(sensor, hsi_bands=cube.bands, wavelengths=cube.wavelengths, fwhm=cube.fwhm, bands=bands)
     if normalize == "sum":
         matrix = matrix / matrix.sum(axis=1, keepdims=True)
