@@ -31,8 +31,16 @@ def _version() -> str:
     return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line refusals: ``hsfuse CMD: error: ... (see 'hsfuse CMD --help')`` and exit 2, instead of
+    the whole usage block before the error line. Subcommands inherit the class."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hsfuse", description="Hyperspectral + multispectral image fusion.")
+    parser = _Parser(prog="hsfuse", description="Hyperspectral + multispectral image fusion.")
     parser.add_argument("--version", action="version", version=f"hsfuse {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (fusion, data, training, blind, synth):

@@ -181,8 +181,9 @@ def _data_candidates(hdr: Path) -> list[Path]:
 
 
 def _check_header_sizes(hdr: Path) -> None:
-    """Refuse a header whose ``samples``, ``lines`` or ``bands`` is not a positive integer (a corrupt header would
-    otherwise fail deep inside the reader with an unrelated message)."""
+    """Refuse a header whose ``samples``, ``lines`` or ``bands`` is not a positive integer, or whose ``interleave`` is
+    not bsq/bil/bip (a corrupt header would otherwise fail deep inside the reader with an unrelated message, or, for
+    the interleave, be read silently in a wrong band order)."""
     try:
         text = hdr.read_text(errors="replace")
     except OSError:
@@ -195,6 +196,10 @@ def _check_header_sizes(hdr: Path) -> None:
         if not ok:
             raise FileFormatError(f"ENVI header {hdr}: '{key.lower()} = {value}' must be a positive integer (the "
                                   "header is corrupt: fix it or regenerate the file)")
+    for value in re.findall(r"(?im)^\s*interleave\s*=\s*(\S+)", text):
+        if value.lower() not in ("bsq", "bil", "bip"):
+            raise FileFormatError(f"ENVI header {hdr}: 'interleave = {value}' is not bsq, bil or bip (the header is "
+                                  "corrupt: fix it or regenerate the file)")
 
 
 def open_envi_image(path: str | os.PathLike[str]) -> tuple[Path, Any]:
