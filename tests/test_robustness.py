@@ -262,3 +262,9 @@ def test_evaluate_a_tiny_or_empty_estimate_keeps_the_other_metrics(tmp_path, cap
                  "--preset", "udaln", "--ratio", "4"]) == 0
     out, err = capsys.readouterr()
     assert "warning: CC is NaN" in err and "constant_bands" not in err
+
+
+def test_simulate_still_creates_missing_parent_folders(tmp_path, reference):
+    out = tmp_path / "a" / "b" / "sim"
+    assert main(["simulate", str(reference), "--srf", "nikon_d700_dhsis", "--ratio", "4", "-o", str(out), "-q"]) == 0
+    assert _files(out) == ["hsi.npz", "msi.npz", "physics.json", "reference.npz"]

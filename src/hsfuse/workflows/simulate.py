@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.simulation import Simulation, simulate
+from ..errors import InputError
 from ..io import read_cube, write_cube
 from ..io.atomic import atomic_outputs, check_output_path
 from ..physics.serialize import observation_to_dict
@@ -42,7 +43,8 @@ def simulate_to_folder(reference: str | os.PathLike[str], output: str | os.PathL
     physics_path = out / "physics.json"
     # every file of the result (an ENVI cube is a .hdr/.img pair), written and renamed as one unit
     files = [q for name in SIMULATION_FILES for q in _cube_files(targets[name])] + [physics_path]
-    check_output_path(out, overwrite=True, folder=True)  # a file named like the folder is refused before any work
+    if out.exists() and not out.is_dir():  # refused before any work (a missing folder, parents included, is made)
+        raise InputError(f"cannot write folder {out}: a file of that name exists; remove it or choose another path")
     if out.is_dir():  # refuse existing outputs before any work (a missing folder is created below)
         for p in files:
             check_output_path(p, overwrite=overwrite)
