@@ -254,3 +254,24 @@ def test_fuse_refuses_every_bad_option_before_any_work(case, good_pair, tmp_path
     assert code == 2 and "Traceback" not in err and "usage:" not in err, (case, code, err)
     assert len(errors) == 1 and errors[0].startswith("hsfuse fuse: error: "), (case, err)
     assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_simulate_refuses_every_bad_reference_with_one_line_and_writes_nothing(case, tmp_path, capsys):
+    path = BAD_FILES[case](tmp_path)
+    before = _snapshot(tmp_path)
+    code = main(["simulate", str(path), "--srf", "nikon_d700_dhsis", "--ratio", "4", "-o", str(tmp_path / "sim")])
+    err = capsys.readouterr().err
+    assert code == 2 and _one_error_line(err, "simulate"), (case, code, err)
+    assert _snapshot(tmp_path) == before and not (tmp_path / "sim").exists()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_evaluate_refuses_every_bad_estimate_with_one_line(case, tmp_path, capsys):
+    path = BAD_FILES[case](tmp_path)
+    np.savez(tmp_path / "ref.npz", cube=_cube())
+    before = _snapshot(tmp_path)
+    code = main(["evaluate", "--reference", str(tmp_path / "ref.npz"), "--estimate", str(path), "--ratio", "4"])
+    err = capsys.readouterr().err
+    assert code == 2 and _one_error_line(err, "evaluate"), (case, code, err)
+    assert _snapshot(tmp_path) == before
