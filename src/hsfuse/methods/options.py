@@ -187,6 +187,10 @@ def options_from(cls: type[MethodOptions], values: Mapping[str, Any] | MethodOpt
         if not _check_type(value, hints[key]):
             raise InputError(f"option {key} of method {method!r} must be {_describe_type(hints[key])}, got "
                              f"{value!r}")
+        # no option means anything by NaN or infinity: refused here, before any work (the range of each value is
+        # the method's own check, when it runs)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"option {key} of method {method!r} must be a finite number, got {value!r}")
     return cls(**values)
 
 
