@@ -50,6 +50,22 @@ def pavia_r4(data_root: Path):
     return s
 
 
+@pytest.fixture(scope="session")
+def pavia_psnr(pavia_r4):
+    """``psnr(z)``: PSNR in dB of a fused ``(1, L, H, W)`` tensor against the ``pavia_r4`` reference, peak = the
+    reference's maximum, MSE over all bands and pixels (computed here in NumPy-like torch float64, independent of
+    :mod:`hsfuse.metrics`); the classical methods' "beats bicubic" tests share it."""
+    import torch
+
+    ref = torch.from_numpy(pavia_r4.reference.data.transpose(2, 0, 1).copy())[None].double()
+
+    def psnr(z) -> float:
+        assert tuple(z.shape) == tuple(ref.shape), (tuple(z.shape), tuple(ref.shape))
+        return float(10 * torch.log10(ref.max() ** 2 / ((z.double() - ref) ** 2).mean()))
+
+    return psnr
+
+
 @pytest.fixture
 def one_thread():
     """Run a test with one torch thread: tiny per-image optimisations (UDALN) spend more in OpenMP start-up per

@@ -155,3 +155,19 @@ def test_ltmr_auto_eta_survives_noise_where_the_original_weight_fails(data_root)
     auto = float(psnr(ref, fuse_ltmr(y, physics).double(), data_range="band_max")[0])
     fixed = float(psnr(ref, fuse_ltmr(y, physics, eta=1e-3).double(), data_range="band_max")[0])
     assert fixed < 26.0 and auto > 34.0
+
+
+def test_the_gram_accumulated_by_slabs_equals_the_whole_image(monkeypatch):
+    """Large images are estimated slab by slab (bounded memory): the same numbers as one Gram of all pixels."""
+    import hsfuse.physics.noise as noise
+
+    g = torch.Generator().manual_seed(5)
+    msi = _low_rank_cube(4, 40, 33, seed=5) + 0.01 * torch.randn(1, 4, 40, 33, generator=g, dtype=torch.float64)
+    hsi = _low_rank_cube(30, 20, 20, seed=6) + 0.01 * torch.randn(1, 30, 20, 20, generator=g, dtype=torch.float64)
+    whole = [estimate_noise_sigma(msi), estimate_noise_sigma(hsi)]
+    monkeypatch.setattr(noise, "GRAM_SLAB_BYTES", 8 * 37 * 33 * 3)  # 3-row slabs
+    for a, b in zip(whole, [estimate_noise_sigma(msi), estimate_noise_sigma(hsi)]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=0)  # summation order only
+    feats, targets = noise_features(msi, neighbours=True)  # and both equal the one-shot formula
+    torch.testing.assert_close(whole[0][0], noise_from_gram(feats[0] @ feats[0].T, feats.shape[-1], targets),
+                               rtol=1e-10, atol=0)

@@ -64,6 +64,17 @@ def count_pixel_reads(monkeypatch):
     yield counts
 
 
+def open_lazily(monkeypatch, opener, path, *, backend: str | None) -> Product:
+    """``opener(path, chunks=CHUNKS)``, checked to read no pixel when opening and to read pixels (through ``backend``,
+    rasterio or h5py; ``None``: memory-mapped, not counted) when a window is computed."""
+    with count_pixel_reads(monkeypatch) as reads:
+        product = opener(path, chunks=CHUNKS)
+        assert reads == {"rasterio": 0, "h5py": 0}, "opening read pixels"
+        product.image[:, :8, :10].compute()
+        assert backend is None or reads[backend] > 0
+    return product
+
+
 def assert_lazy(product: Product, bands: int, shape: tuple[int, int], chunks: tuple[int, int]) -> None:
     image = product.image
     assert isinstance(image.data, dsa.Array)
@@ -112,11 +123,9 @@ def assert_grid(image, crs: str, transform: tuple[float, ...]) -> None:
 @pytest.mark.parametrize("variant", ["enmap", "enmap_envi"])
 def test_enmap_l2a(products, variant, monkeypatch):
     sc = scene_enmap()
-    with count_pixel_reads(monkeypatch) as reads:
-        product = open_enmap(products[variant], chunks=CHUNKS)
-        assert reads == {"rasterio": 0, "h5py": 0}, "opening read pixels"
-        product.image[:, :8, :10].compute()
-        assert reads["rasterio"] > 0 or variant == "enmap_envi"  # ENVI rasters are memory-mapped
+    # ENVI rasters are memory-mapped (no counted reads)
+    product = open_lazily(monkeypatch, open_enmap, products[variant],
+                          backend=None if variant == "enmap_envi" else "rasterio")
     assert (product.sensor, product.level) == ("enmap", "L2A")
     assert_lazy(product, len(sc.wavelengths), sc.dn.shape[1:], CHUNKS)
     image = product.image
@@ -179,11 +188,7 @@ def test_enmap_errors(products, tmp_path):
 
 def test_prisma_l2d(products, monkeypatch):
     sc = scene_prisma()
-    with count_pixel_reads(monkeypatch) as reads:
-        product = open_prisma(products["prisma"], chunks=CHUNKS)
-        assert reads == {"rasterio": 0, "h5py": 0}, "opening read pixels"
-        product.image[:, :8, :10].compute()
-        assert reads["h5py"] > 0
+    product = open_lazily(monkeypatch, open_prisma, products["prisma"], backend="h5py")
     assert (product.sensor, product.level) == ("prisma", "L2D")
     rows, _, cols = sc.dn["Vnir"].shape
     assert_lazy(product, len(sc.wavelengths), (rows, cols), CHUNKS)
@@ -245,11 +250,7 @@ def test_prisma_errors(products, tmp_path):
 
 def test_emit_l2a_orthorectified_through_the_glt(products, monkeypatch):
     sc = scene_emit()
-    with count_pixel_reads(monkeypatch) as reads:
-        product = open_emit(products["emit"], chunks=CHUNKS)
-        assert reads == {"rasterio": 0, "h5py": 0}, "opening read pixels"
-        product.image[:, :8, :10].compute()
-        assert reads["h5py"] > 0
+    product = open_lazily(monkeypatch, open_emit, products["emit"], backend="h5py")
     assert (product.sensor, product.level) == ("emit", "L2A")
     good = sc.good == 1
     assert_lazy(product, int(good.sum()), sc.glt_x.shape, CHUNKS)
@@ -316,11 +317,7 @@ def test_emit_mask_file_options_and_errors(products, tmp_path):
 
 def test_desis_l2a(products, monkeypatch):
     sc = scene_desis()
-    with count_pixel_reads(monkeypatch) as reads:
-        product = open_desis(products["desis"], chunks=CHUNKS)
-        assert reads == {"rasterio": 0, "h5py": 0}, "opening read pixels"
-        product.image[:, :8, :10].compute()
-        assert reads["rasterio"] > 0
+    product = open_lazily(monkeypatch, open_desis, products["desis"], backend="rasterio")
     assert (product.sensor, product.level) == ("desis", "L2A")
     assert_lazy(product, len(sc.wavelengths), sc.dn.shape[1:], CHUNKS)
     image = product.image

@@ -160,27 +160,16 @@ def test_glp_matches_numpy_transcription_of_mtf_glp(synthesis, mode, lowpass, r)
 # ------------------------------------------------------------------------------------------------ real scene
 
 @pytest.fixture(scope="module")
-def sim():
-    from hsfuse.bench.runner import DEFAULT_CASES, prepare_case
-    from hsfuse.data.paths import data_root
-
-    if not (data_root() / "derived").is_dir():
-        pytest.skip("shared data not found")
-    return prepare_case(DEFAULT_CASES[0], ratio=4)
+def sim(pavia_r4):
+    return pavia_r4
 
 
-def _psnr(x, ref):
-    ref = torch.as_tensor(ref, dtype=torch.float64)
-    return float(10 * torch.log10(ref.max() ** 2 / ((x.double() - ref) ** 2).mean()))
-
-
-def test_sfim_and_glp_beat_bicubic_on_pavia(sim):
+def test_sfim_and_glp_beat_bicubic_on_pavia(sim, pavia_psnr):
     from hsfuse.methods.bicubic import fuse_bicubic
 
     y = sim.measurement()
-    ref = torch.from_numpy(sim.reference.data.transpose(2, 0, 1).copy())[None]
-    base = _psnr(fuse_bicubic(y, sim.physics), ref)
-    scores = {name: _psnr(f(y, sim.physics), ref) for name, f in (("sfim", fuse_sfim), ("glp", fuse_glp))}
+    base = pavia_psnr(fuse_bicubic(y, sim.physics))
+    scores = {name: pavia_psnr(f(y, sim.physics)) for name, f in (("sfim", fuse_sfim), ("glp", fuse_glp))}
     print(f"\nPavia r=4 PSNR: bicubic {base:.2f} dB, " + ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
     assert 20.0 < base < 35.0
     for name, score in scores.items():

@@ -159,7 +159,9 @@ _LEFTOVER = re.compile(r"^\.(?P<stem>.+)\.(?P<token>[0-9a-f]{8})\.(?P<kind>tmp|o
 
 def _recover(targets: Sequence[Path]) -> None:
     """Undo what a killed write of ``targets`` left: a missing target whose ``.old`` copy exists is restored from
-    it; every other ``.tmp``/``.old`` leftover of these targets (same folder, stem and suffix) is removed."""
+    it; every other ``.tmp``/``.old`` leftover of these targets (same folder, stem and suffix) is removed. (Two
+    processes writing the same target at the same moment are not supported: the second would remove the first's
+    temporaries.)"""
     for target in targets:
         folder = target.parent
         if not folder.is_dir():

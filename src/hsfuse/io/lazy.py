@@ -87,7 +87,7 @@ from ._common import (
     wavelength_name_unit,
 )
 from .atomic import atomic_output_dir, check_output_path
-from .numpy_io import _listing_str
+from .numpy_io import choose_cube
 
 if TYPE_CHECKING:
     import xarray
@@ -761,25 +761,6 @@ def _open_mat(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
                   attrs=dict(info.attrs))
 
 
-def _choose_variable(
-    listing: dict[str, tuple[tuple[int, ...], str]], variable: str | None, p: Path, *, skip: Callable[[str], bool]
-) -> str:
-    """The variable named, else the only 3-D real numeric one; errors list the candidates."""
-    if variable is not None:
-        if variable not in listing:
-            raise FileFormatError(
-                f"{p} has no variable {variable!r}; it holds {_listing_str(listing)}; pass variable=<one of them>"
-            )
-        return variable
-    cubes = [n for n, (s, d) in listing.items() if len(s) == 3 and is_real_numeric(np.empty(0, d)) and not skip(n)]
-    if len(cubes) == 1:
-        return cubes[0]
-    if len(cubes) > 1:
-        shown = _listing_str({n: listing[n] for n in cubes})
-        raise FileFormatError(f"{p}: ambiguous: variables {shown} are all 3-D; pass variable=<name>")
-    raise FileFormatError(f"{p} holds no 3-D numeric array (variables: {_listing_str(listing)}); pass variable=")
-
-
 def _is_band_vector(n: str) -> bool:
     base = n.rsplit("/", 1)[-1]
     return wavelength_name_unit(base) is not None or fwhm_name_unit(base) is not None
@@ -846,7 +827,7 @@ def _open_hdf5(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
         datasets: dict[str, Any] = {}
         f.visititems(lambda n, o: datasets.__setitem__(n, o) if isinstance(o, h5py.Dataset) else None)
         listing = {n: (tuple(int(s) for s in o.shape), o.dtype) for n, o in datasets.items()}
-        name = _choose_variable(listing, variable, p, skip=_is_band_vector)
+        name = choose_cube(listing, variable, p, preferred=(), skip=_is_band_vector, noun="variable")
         ds = datasets[name]
         what = f"{p} dataset {name!r}"
         stored, dtype, block = tuple(int(s) for s in ds.shape), ds.dtype, ds.chunks
@@ -922,7 +903,7 @@ def _from_xarray(open_fn: Callable[[Any], Any], p: Path, fmt: str, variable: str
         ds = open_fn(None)
         try:
             listing = _xr_listing(ds)
-            name = _choose_variable(listing, variable, p, skip=_is_band_vector)
+            name = choose_cube(listing, variable, p, preferred=(), skip=_is_band_vector, noun="variable")
             var = ds[name]
             what = f"{p} variable {name!r}"
             if var.ndim != 3:

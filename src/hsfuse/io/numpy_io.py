@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,21 +121,28 @@ def _listing_str(listing: dict[str, tuple[tuple[int, ...], np.dtype]]) -> str:
     return ", ".join(f"'{k}' ({shape_str(s)} {d})" for k, (s, d) in listing.items()) or "none"
 
 
-def _choose_key(listing: dict[str, tuple[tuple[int, ...], np.dtype]], variable: str | None, path: Path) -> str:
+def choose_cube(listing: dict[str, tuple[tuple[int, ...], Any]], variable: str | None, path: Path, *,
+                preferred: tuple[str, ...] = ("cube", "data"), skip: Callable[[str], bool] | None = None,
+                noun: str = "array") -> str:
+    """The cube among a file's named arrays (``listing``: name -> (shape, dtype)): ``variable`` if given (it must
+    exist), else the first of ``preferred`` present, else the only 3-D real numeric one not ``skip``-ped; the
+    errors list the candidates. Shared by the npz reader and the lazy HDF5/zarr/NetCDF openers."""
     if variable is not None:
         if variable not in listing:
-            raise FileFormatError(f"{path} has no array {variable!r}; it holds {_listing_str(listing)}; pass variable=")
+            raise FileFormatError(f"{path} has no {noun} {variable!r}; it holds {_listing_str(listing)}; pass "
+                                  "variable=")
         return variable
-    for key in ("cube", "data"):
+    for key in preferred:
         if key in listing:
             return key
-    cubes = [k for k, (s, d) in listing.items() if len(s) == 3 and is_real_numeric(np.empty(0, d))]
+    cubes = [k for k, (s, d) in listing.items()
+             if len(s) == 3 and is_real_numeric(np.empty(0, d)) and not (skip is not None and skip(k))]
     if len(cubes) == 1:
         return cubes[0]
     if len(cubes) > 1:
         shown = _listing_str({k: listing[k] for k in cubes})
-        raise FileFormatError(f"{path}: ambiguous: arrays {shown} are all 3-D; pass variable=<name>")
-    raise FileFormatError(f"{path} holds no 3-D numeric array (arrays: {_listing_str(listing)}); pass variable=")
+        raise FileFormatError(f"{path}: ambiguous: {noun}s {shown} are all 3-D; pass variable=<name>")
+    raise FileFormatError(f"{path} holds no 3-D numeric array ({noun}s: {_listing_str(listing)}); pass variable=")
 
 
 def _vector_key(listing: dict[str, Any], match: Any, exclude: str) -> str | None:
@@ -167,7 +175,7 @@ def read_npz(
     check_layout(layout)
     with reading(p, "NumPy .npz"):
         listing = _npz_listing(p)
-        key = _choose_key(listing, variable, p)
+        key = choose_cube(listing, variable, p)
         wl_key = _vector_key(listing, wavelength_name_unit, key)
         fw_key = _vector_key(listing, fwhm_name_unit, key)
         with np.load(str(p), allow_pickle=False) as z:

@@ -468,11 +468,13 @@ def detail_residual_energy(hsi: torch.Tensor, msi: torch.Tensor, *, basis: torch
     """``(||Y_m - R E E^T U(Y_h)||^2 per image (N,) float64, HR pixel count)``: what the MSI sees of the HR detail
     the cubic prior mean misses (``U``: cubic upsampling on the decimation grid, replicated borders)."""
     E = batched_basis(basis, hsi.shape[0], device=hsi.device)
-    up = upsample_cubic(hsi.to(torch.float64), ratio=ratio, offset=offset)
-    n_img, bands, H, W = up.shape
+    n_img, bands, h, w = hsi.shape
+    # E^T U(Y_h) = U(E^T Y_h): upsample the p coefficient images, not the L bands
+    coeff = (E.transpose(1, 2) @ hsi.to(torch.float64).reshape(n_img, bands, h * w)).reshape(n_img, -1, h, w)
+    up = upsample_cubic(coeff, ratio=ratio, offset=offset)
+    H, W = up.shape[-2:]
     RE = srf.to(device=hsi.device, dtype=torch.float64) @ E  # (N, m, p)
-    proj = RE @ E.transpose(1, 2)  # (N, m, L)
-    resid = msi.to(torch.float64).reshape(n_img, -1, H * W) - proj @ up.reshape(n_img, bands, H * W)
+    resid = msi.to(torch.float64).reshape(n_img, -1, H * W) - RE @ up.reshape(n_img, -1, H * W)
     return resid.pow(2).sum(dim=(1, 2)), H * W
 
 
@@ -765,11 +767,12 @@ def _prior_pass(tile: Any, physics: FusionObservation, options: FuseOptions, sta
     if state["lam"] is not None:
         return {"energy": torch.zeros((), dtype=torch.float64), "n": torch.zeros((), dtype=torch.float64)}
     E = state["basis"]
-    up = tile.hr_core(upsample_cubic(_tile_hsi(tile, physics, options).to(torch.float64), ratio=physics.ratio,
-                                     offset=physics.spatial.offset))
+    hsi = _tile_hsi(tile, physics, options).to(torch.float64)
+    coeff = torch.einsum("lp,nlhw->nphw", E, hsi)  # upsample the p coefficient images (detail_residual_energy)
+    up = tile.hr_core(upsample_cubic(coeff, ratio=physics.ratio, offset=physics.spatial.offset))
     msi = tile.hr_core(tile.msi.to(torch.float64))
-    proj = (physics.spectral.matrix.detach().to(torch.float64) @ E) @ E.T
-    resid = select((msi[0].flatten(1) - proj @ up[0].flatten(1)), tile.valid_hr_core())
+    RE = physics.spectral.matrix.detach().to(torch.float64) @ E
+    resid = select((msi[0].flatten(1) - RE @ up[0].flatten(1)), tile.valid_hr_core())
     return {"energy": resid.pow(2).sum(), "n": torch.tensor(float(resid.shape[1]), dtype=torch.float64)}
 
 

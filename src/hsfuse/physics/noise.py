@@ -71,6 +71,8 @@ def add_noise(
 
 #: below this many bands, :func:`estimate_noise_sigma` adds each band's 8 neighbours as predictors
 NEIGHBOUR_BANDS = 16
+#: the largest float64 feature matrix :func:`estimate_noise_sigma` builds at once (the rest is accumulated by slabs)
+GRAM_SLAB_BYTES = 64 * 2**20
 #: ridge added to the feature Gram matrix, relative to its mean diagonal (keeps collinear bands invertible)
 GRAM_RIDGE = 1e-10
 
@@ -163,12 +165,25 @@ def estimate_noise_sigma(x: torch.Tensor, *, neighbours: bool | None = None) -> 
     x = check_image_tensor(x, "image")
     if not bool(torch.isfinite(x).all()):
         raise InputError("noise estimation needs finite pixels: mask or fill NaN/inf first")
-    _, bands, h, w = x.shape
+    n_img, bands, h, w = x.shape
     use = neighbours_default(bands, h, w) if neighbours is None else bool(neighbours)
-    feats, targets = noise_features(x, neighbours=use)
+    if use and (h < 3 or w < 3):
+        raise InputError(f"noise estimation with neighbours needs at least 3x3 pixels, got {h}x{w}")
     window = None if use else spectral_window(bands, h * w)
-    grams = feats @ feats.transpose(1, 2)
-    return torch.stack([noise_from_gram(g, feats.shape[-1], targets, window=window) for g in grams])
+    # the Gram matrix accumulated over slabs of rows (each with its 1-row halo for the neighbours), so the float64
+    # feature matrix never exceeds GRAM_SLAB_BYTES however large the image
+    size = 9 * bands + 1 if use else bands + 1
+    rows = max(1, GRAM_SLAB_BYTES // (8 * size * w))
+    inner = (1, h - 1) if use else (0, h)
+    grams, count, targets = None, 0, None
+    for r0 in range(inner[0], inner[1], rows):
+        r1 = min(r0 + rows, inner[1])
+        slab = x[..., r0 - 1:r1 + 1, :] if use else x[..., r0:r1, :]
+        feats, targets = noise_features(slab, neighbours=use)
+        g = feats @ feats.transpose(1, 2)
+        grams = g if grams is None else grams + g
+        count += feats.shape[-1]
+    return torch.stack([noise_from_gram(g, count, targets, window=window) for g in grams])
 
 
 def neighbours_default(bands: int, height: int, width: int) -> bool:
