@@ -380,8 +380,9 @@ def _fuse(t, a, c, o):
                 P, cnt = m + 1, N
                 t.add("noise (MSI): Gram of [bands; 1]", "gemm", 2 * P * P * cnt)
                 t.add("noise (MSI): inverse", "other", 2 * P**3)
-        _cubic_upsample(t, "lam=auto: cubic prior mean U(Y_h) (transposed conv, float64)", L, h, w, r)
-        t.add("lam=auto: residual Y_m - R E E^T U(Y_h), R E (twice)", "gemm", 2 * m * L * N + 3 * 2 * m * L * p)
+        t.add("lam=auto: coefficients E^T Y_h", "gemm", 2 * p * L * n)
+        _cubic_upsample(t, "lam=auto: cubic U(E^T Y_h) of the p coefficients (transposed conv, float64)", p, h, w, r)
+        t.add("lam=auto: residual Y_m - R E U(E^T Y_h), R E (twice)", "gemm", 2 * m * p * N + 2 * 2 * m * L * p)
         t.add("lam=auto: residual energy", "other", 3 * m * N)
     two = c.get("fuse_two_branches")
     if two is None:
@@ -389,8 +390,8 @@ def _fuse(t, a, c, o):
         assumptions.append("FUSE weight branch inferred: per-band estimated HSI noise -> separate prior and HSI "
                            "projections (2p LR channels)" if two else "FUSE weight branch: equal HSI weights")
     _sylvester(t, solve_a, p=p, prior_given=False, two_branches=two, prefix="solve: ")
-    formula = ("PCA 2 L^2 n; " + ("noise regressions 2 (L+1)^2 n + 2 (9m+1)^2 (H-2)(W-2) + inverses; lam: cubic "
-                                 "U(Y_h) + 2 m L N; " if auto else "")
+    formula = ("PCA 2 L^2 n; " + ("noise regressions 2 (L+1)^2 n + 2 (9m+1)^2 (H-2)(W-2) + inverses; lam: 2 p L n + "
+                                 "cubic U(E^T Y_h) + 2 m p N; " if auto else "")
                + f"one Sylvester solve: (1 + m + p) rfft2 of N points + {'2p' if two else 'p'} fft2 of n points; "
                f"products 2 p m 2Nh + 2 {'(2p)' if two else 'p'} L n + 2 L p N; Woodbury ~{32 if two else 24} p Nh")
     return formula, assumptions
