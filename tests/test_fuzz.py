@@ -253,7 +253,7 @@ def test_fuse_refuses_every_bad_option_before_any_work(case, good_pair, tmp_path
     # exactly one error line (progress notes such as "fusing ..." may precede a value refused by the method itself)
     assert code == 2 and "Traceback" not in err and "usage:" not in err, (case, code, err)
     assert len(errors) == 1 and errors[0].startswith("hsfuse fuse: error: "), (case, err)
-    if case == "nan_weight":  # a non-finite option is refused before the images are read
+    if case in ("nan_weight", "negative_weight"):  # refused when the options are made, before the images are read
         assert "fusing" not in err, err
     assert _snapshot(tmp_path) == before
 

@@ -15,7 +15,7 @@ import pytest
 
 from hsfuse.errors import InputError
 from hsfuse.methods import METHODS, MethodOptions
-from hsfuse.methods.options import RUNTIME_ARGUMENTS, format_value, parse_options
+from hsfuse.methods.options import RUNTIME_ARGUMENTS, describe_options, format_value, parse_options
 
 NAMES = sorted(METHODS)
 
@@ -98,3 +98,46 @@ def test_typed_values_and_python_only_options():
     assert (udaln.schedule, udaln.tol_db, udaln.learn_psf) == ("fast", None, False)
     with pytest.raises(InputError, match="expected 'paper' \\| 'fast'"):
         parse_options(METHODS["udaln"].options, ["schedule=slow"], method="udaln")
+
+
+def _numeric(annotation) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is not None:
+        return any(_numeric(a) for a in typing.get_args(annotation))
+    return annotation in (int, float)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_numeric_option_declares_its_range_and_values_outside_it_are_refused(name):
+    # a new numeric option must state its range, so a bad value is refused before any image is read
+    spec = METHODS[name]
+    hints = typing.get_type_hints(spec.options)
+    for f in dataclasses.fields(spec.options):
+        if not _numeric(hints[f.name]) or not f.metadata.get("cli", True):
+            continue
+        bounds = f.metadata.get("bounds")
+        assert bounds, f"{name}.{f.name} declares no range (option(..., ge=/gt=/le=))"
+        is_int = int in typing.get_args(hints[f.name]) or hints[f.name] is int
+        for kind, bound in bounds.items():
+            step = 1 if is_int else 1e-9 * max(1.0, abs(bound))
+            outside = {"gt": bound, "ge": bound - step, "le": bound + step}[kind]
+            inside = {"gt": bound + step, "ge": bound, "le": bound}[kind]
+            text = str(int(outside)) if is_int else repr(float(outside))
+            with pytest.raises(InputError, match=f"option {f.name} of method '{name}' must be "):
+                parse_options(spec.options, [f"{f.name}={text}"], method=name)
+            value = int(inside) if is_int else float(inside)
+            assert getattr(parse_options(spec.options, [f"{f.name}={value}"], method=name), f.name) == value
+
+
+def test_range_refusals_name_the_range_and_reach_tuples():
+    fuse = METHODS["fuse"].options
+    with pytest.raises(InputError, match=r"option lam of method 'fuse' must be > 0, got -1.0"):
+        parse_options(fuse, ["lam=-1"], method="fuse")
+    with pytest.raises(InputError, match=r"option sigma_hsi of method 'fuse' must be > 0, got \(0.1, 0.0\)"):
+        parse_options(fuse, ["sigma_hsi=0.1,0"], method="fuse")
+    with pytest.raises(InputError, match="must be a finite number"):
+        parse_options(fuse, ["sigma_hsi=0.1,nan"], method="fuse")
+    ltmr = parse_options(METHODS["ltmr"].options, ["eta=0", "pad=0"], method="ltmr")  # bounds are inclusive (ge)
+    assert (ltmr.eta, ltmr.pad) == (0.0, 0)
+    rows = {row["name"]: row for row in describe_options(fuse)}
+    assert rows["lam"]["type"] == "float | 'auto' (> 0)"

@@ -94,15 +94,15 @@ class CnmfOptions(MethodOptions):
     """Options of :func:`fuse_cnmf` (defaults: ``CNMF_fusion.m``)."""
 
     endmembers: int | None = option(None, "number of endmembers M (<= the HSI band count); none = the toolbox "
-                                    "rule max(min(30, L), VD(HSI, 0.05))")
+                                    "rule max(min(30, L), VD(HSI, 0.05))", ge=1)
     outer_iterations: int = option(1, "I2, the outer iterations (CNMF_fusion: 1; the paper suggests 3-5 on "
-                                   "synthetic data)")
+                                   "synthetic data)", ge=1)
     inner_iterations: int | None = option(None, "I1, the maximum iterations of each inner NMF loop; none = "
-                                          "CNMF_fusion's 200 (75 for a single MSI band)")
-    threshold: float = option(1e-8, "relative cost decrease below which an inner NMF loop stops (th_h = th_m)")
+                                          "CNMF_fusion's 200 (75 for a single MSI band)", ge=1)
+    threshold: float = option(1e-8, "relative cost decrease below which an inner NMF loop stops (th_h = th_m)", ge=0)
     outer_threshold: float = option(1e-2, "relative RMSE decrease of both images needed to run another outer "
-                                    "iteration (th2)")
-    seed: int = option(0, "seed of VCA's random directions")
+                                    "iteration (th2)", ge=0)
+    seed: int = option(0, "seed of VCA's random directions", ge=0)
 
 
 # ------------------------------------------------------------------------------------------------- the NMF updates

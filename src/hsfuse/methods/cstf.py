@@ -126,21 +126,21 @@ class CstfOptions(MethodOptions):
     """Options of :func:`fuse_cstf` (defaults: ``demo.m`` and ``CSTF_FUS.m``)."""
 
     atoms_rows: int = option(240, "n_r, atoms of the row (mode-1) dictionary D1 (demo.m: par.W = 240; clipped to "
-                             "the image height)")
+                             "the image height)", ge=1)
     atoms_cols: int = option(240, "n_c, atoms of the column (mode-2) dictionary D2 (demo.m: par.H = 240; clipped to "
-                             "the image width)")
+                             "the image width)", ge=1)
     atoms_spectral: int = option(9, "n_s, atoms of the spectral dictionary D3 = VCA endmembers (demo.m: par.S = 9; "
-                                 "clipped to the band count)")
+                                 "clipped to the band count)", ge=1)
     lam: float = option(1e-5, "lambda, weight of the L1 norm of the core (demo.m: par.lambda = 1e-5, data with "
-                        "maximum 1; >= 0)")
+                        "maximum 1; >= 0)", ge=0)
     proximal: float = option(CSTF_PROXIMAL, "mu1, proximal weight towards the previous core and dictionaries "
-                             "(hard-coded 1e-3; > 0)")
-    penalty: float = option(CSTF_PENALTY, "rho, penalty of the core step's ADMM (hard-coded 0.01; > 0)")
-    admm_iterations: int = option(CSTF_ADMM_ITERATIONS, "ADMM iterations of each core step (hard-coded 60)")
+                             "(hard-coded 1e-3; > 0)", gt=0)
+    penalty: float = option(CSTF_PENALTY, "rho, penalty of the core step's ADMM (hard-coded 0.01; > 0)", gt=0)
+    admm_iterations: int = option(CSTF_ADMM_ITERATIONS, "ADMM iterations of each core step (hard-coded 60)", ge=1)
     cg_iterations: int = option(CSTF_CG_ITERATIONS, "conjugate-gradient iterations of each dictionary step "
-                                "(hard-coded 30)")
-    iterations: int = option(CSTF_ITERATIONS, "outer iterations (dictionaries then core; hard-coded 3)")
-    seed: int = option(0, "seed of VCA's random directions (the same for every image of a batch)")
+                                "(hard-coded 30)", ge=1)
+    iterations: int = option(CSTF_ITERATIONS, "outer iterations (dictionaries then core; hard-coded 3)", ge=1)
+    seed: int = option(0, "seed of VCA's random directions (the same for every image of a batch)", ge=0)
     separable: Literal["require", "nearest"] = option("require", "require: refuse a PSF that is not separable (the "
                                                       "original's model); nearest: use its nearest separable "
                                                       "kernel (rank-1 SVD, e.g. for an estimated PSF)")

@@ -68,7 +68,7 @@ class GsaOptions(MethodOptions):
     boundary: CubicBoundary = option("replicate", "border handling of the cubic upsampling of the HSI")
     stats_border: int | None = option(None, "leave the LR pixels within this many pixels of the image border out "
                                       "of the band-group correlations and the regression (their degraded MSI is "
-                                      "wrong under any boundary mismatch); none = use all pixels")
+                                      "wrong under any boundary mismatch); none = use all pixels", ge=0)
 
 
 def degrade_msi(msi: torch.Tensor, physics: FusionObservation, *, degrade: MsiDegradation = "physics") -> torch.Tensor:

@@ -93,16 +93,16 @@ class HysureOptions(MethodOptions):
     """Options of :func:`fuse_hysure` (defaults: ``data_fusion.m`` and ``demos/demo_pavia_hs_ms.m``)."""
 
     subspace_dim: int = option(10, "p, the dimension of the SVD subspace of the HSI (demo_pavia_hs_ms.m: p = 10; "
-                               "clipped to the band count)")
+                               "clipped to the band count)", ge=1)
     lambda_phi: float = option(5e-4, "weight of the vector total variation of the subspace coefficients "
-                               "(demo: 5e-4, for data scaled to a maximum of 1; >= 0)")
-    lambda_m: float = option(1.0, "weight of the MSI data term relative to the HSI term (demo: 1; > 0)")
-    mu: float = option(HYSURE_MU, "ADMM penalty parameter (data_fusion.m: 0.05; > 0)")
-    iterations: int = option(HYSURE_ITERATIONS, "ADMM iterations (data_fusion.m: 200)")
+                               "(demo: 5e-4, for data scaled to a maximum of 1; >= 0)", ge=0)
+    lambda_m: float = option(1.0, "weight of the MSI data term relative to the HSI term (demo: 1; > 0)", gt=0)
+    mu: float = option(HYSURE_MU, "ADMM penalty parameter (data_fusion.m: 0.05; > 0)", gt=0)
+    iterations: int = option(HYSURE_ITERATIONS, "ADMM iterations (data_fusion.m: 200)", ge=1)
     basis: Literal["svd", "vca"] = option("svd", "subspace: svd (top left singular vectors of the LR HSI, "
                                           "data_fusion.m's SVD branch) or vca (the demo's choice: the largest-volume "
                                           "of 20 VCA runs with SNR = 0, seeded; not orthonormal)")
-    seed: int = option(0, "basis=vca only: seed of the VCA runs' random directions (>= 0)")
+    seed: int = option(0, "basis=vca only: seed of the VCA runs' random directions (>= 0)", ge=0)
     estimate_operators: bool = option(False, "estimate the PSF and SRF from the pair with HySure's sen_resp_est "
                                       "(hsfuse.estimation.hysure) instead of using the physics' ones")
     border: Literal["circular", "pad"] = border_option()

@@ -116,21 +116,21 @@ class LtmrOptions(MethodOptions):
     """Options of :func:`fuse_ltmr` (defaults: ``demo_pavia.m`` and ``TSVD_Subpace_FUS.m``)."""
 
     subspace_dim: int = option(10, "p, dimension of the SVD subspace of the HSI (demo_pavia.m: para.p = 10; clipped "
-                               "to the band count)")
-    patch_size: int = option(7, "side s of the square patches (demo: para.patchsize = 7)")
-    overlap: int = option(LTMR_OVERLAP, "overlap of neighbouring patches in pixels, < patch_size (hard-coded 4)")
+                               "to the band count)", ge=1)
+    patch_size: int = option(7, "side s of the square patches (demo: para.patchsize = 7)", ge=1)
+    overlap: int = option(LTMR_OVERLAP, "overlap of neighbouring patches in pixels, < patch_size (hard-coded 4)", ge=0)
     clusters: int = option(200, "K, number of k-means clusters of the MSI patches (demo: para.K = 200; clipped to the "
-                           "patch count)")
+                           "patch count)", ge=1)
     eta: float | Literal["auto"] = option("auto", "weight of the low tensor multi-rank term (>= 0; the shrinkage "
                                           "threshold is eta / (2 mu)); auto: ETA_PER_NOISE_VARIANCE x the HSI's "
                                           "mean noise variance estimated from the data (noise-aware); the original "
-                                          "(demo: para.eta) is 1e-3 for data with maximum 1")
-    mu: float = option(LTMR_MU, "ADMM penalty parameter (hard-coded 1e-3; > 0)")
-    iterations: int = option(LTMR_ITERATIONS, "ADMM iterations (hard-coded 100)")
+                                          "(demo: para.eta) is 1e-3 for data with maximum 1", ge=0)
+    mu: float = option(LTMR_MU, "ADMM penalty parameter (hard-coded 1e-3; > 0)", gt=0)
+    iterations: int = option(LTMR_ITERATIONS, "ADMM iterations (hard-coded 100)", ge=1)
     shrinkage: Shrinkage = option("log", "singular value shrinkage of each Fourier slice: 'log' = the code's "
                                   "closed-form weighted nuclear norm (Log_prox_tnn.m), 'soft' = the tensor "
                                   "nuclear norm prox (prox_tnn.m)")
-    seed: int = option(0, "seed of the k-means initialisation (the same for every image of a batch)")
+    seed: int = option(0, "seed of the k-means initialisation (the same for every image of a batch)", ge=0)
     border: Literal["circular", "pad"] = border_option()
     pad: int | None = pad_option()
 

@@ -31,9 +31,9 @@ class NetworkOptions(MethodOptions):
     """Inference options of a trained network (tiling; the checkpoint fixes everything else)."""
 
     tile: int | Literal["auto"] | None = option("auto", "tile side in LR pixels; auto: the largest that fits "
-                                                "memory_gb; none: the whole image at once")
-    overlap: int = option(4, "overlap of neighbouring tiles in LR pixels (blended with a raised cosine)")
-    memory_gb: float = option(4.0, "memory budget for tile=auto, in GiB")
+                                                "memory_gb; none: the whole image at once", ge=1)
+    overlap: int = option(4, "overlap of neighbouring tiles in LR pixels (blended with a raised cosine)", ge=0)
+    memory_gb: float = option(4.0, "memory budget for tile=auto, in GiB", gt=0)
 
 
 def network_function(name: str) -> Callable[..., torch.Tensor]:

@@ -48,10 +48,31 @@ class MethodOptions:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
-def option(default: Any, help: str, *, cli: bool = True) -> Any:
+def option(default: Any, help: str, *, cli: bool = True, gt: float | None = None, ge: float | None = None,
+           le: float | None = None) -> Any:
     """A dataclass field with a default and a help text. ``cli=False`` marks an option that only Python callers
-    can give (an array, e.g. a subspace basis): the command line refuses it with a message."""
-    return dataclasses.field(default=default, metadata={"help": help, "cli": cli})
+    can give (an array, e.g. a subspace basis): the command line refuses it with a message. ``gt``/``ge``/``le``
+    bound a numeric value (each element of a tuple); :func:`options_from` refuses a value outside them when the
+    options are made, before any image is read."""
+    bounds = {k: v for k, v in (("gt", gt), ("ge", ge), ("le", le)) if v is not None}
+    return dataclasses.field(default=default, metadata={"help": help, "cli": cli, "bounds": bounds})
+
+
+_BOUND_TEXT = {"gt": ">", "ge": ">=", "le": "<="}
+_BOUND_TEST = {"gt": lambda v, b: v > b, "ge": lambda v, b: v >= b, "le": lambda v, b: v <= b}
+
+
+def _range_text(bounds: Mapping[str, float]) -> str:
+    return " and ".join(f"{_BOUND_TEXT[k]} {b:g}" for k, b in bounds.items())
+
+
+def _out_of_range(value: Any, bounds: Mapping[str, float]) -> bool:
+    """Whether a number (or any number in a tuple/list) breaks one of ``bounds``; other values never do."""
+    if isinstance(value, (tuple, list)):
+        return any(_out_of_range(v, bounds) for v in value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not all(_BOUND_TEST[k](value, b) for k, b in bounds.items())
 
 
 def border_option() -> Any:
@@ -63,7 +84,7 @@ def border_option() -> Any:
 
 def pad_option() -> Any:
     """The ``pad`` option that goes with :func:`border_option`: the margin in LR pixels, or ``None`` (default)."""
-    return option(None, "margin of border=pad in LR pixels (HR: r * pad); none = 3 PSF widths, at least 2 LR pixels")
+    return option(None, "margin of border=pad in LR pixels (HR: r * pad); none = 3 PSF widths, at least 2 LR pixels", ge=0)
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -187,10 +208,15 @@ def options_from(cls: type[MethodOptions], values: Mapping[str, Any] | MethodOpt
         if not _check_type(value, hints[key]):
             raise InputError(f"option {key} of method {method!r} must be {_describe_type(hints[key])}, got "
                              f"{value!r}")
-        # no option means anything by NaN or infinity: refused here, before any work (the range of each value is
-        # the method's own check, when it runs)
-        if isinstance(value, float) and not math.isfinite(value):
+        # no option means anything by NaN or infinity, nor outside its declared range: refused here, before any
+        # work (checks that need the images, e.g. a subspace no larger than the band count, are the method's own)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, (tuple, list))
+                                                                       else (value,))):
             raise InputError(f"option {key} of method {method!r} must be a finite number, got {value!r}")
+        bounds = fields[key].metadata.get("bounds", {})
+        if _out_of_range(value, bounds):
+            raise InputError(f"option {key} of method {method!r} must be {_range_text(bounds)}, got {value!r} "
+                             f"(see 'hsfuse methods {method}')")
     return cls(**values)
 
 
@@ -233,7 +259,9 @@ def describe_options(cls: type[MethodOptions]) -> list[dict[str, str]]:
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else None
-        rows.append({"name": f.name, "type": _describe_type(hints[f.name]),
+        bounds = f.metadata.get("bounds", {})
+        rows.append({"name": f.name, "type": _describe_type(hints[f.name])
+                     + (f" ({_range_text(bounds)})" if bounds else ""),
                      "default": format_value(default), "help": f.metadata.get("help", "")
                      + ("" if f.metadata.get("cli", True) else " (Python only)")})
     return rows

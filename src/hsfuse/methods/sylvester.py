@@ -102,19 +102,19 @@ class FuseOptions(MethodOptions):
     """Options of :func:`fuse_fuse`."""
 
     subspace_dim: int = option(10, "p, the dimension of the PCA subspace of the HSI (FUSE's code uses 15; clipped "
-                               "to the band count)")
+                               "to the band count)", ge=1)
     subspace: torch.Tensor | None = option(None, "an (L, p) or (N, L, p) basis to use instead of the PCA subspace", cli=False)
     lam: float | Literal["auto"] = option("auto", "prior weight relative to the data terms weighted by 1/sigma^2 "
                                           "(> 0); auto: 1/v, v the variance of the HR detail per subspace coordinate "
                                           "measured on the MSI (empirical Bayes, with sigma_hsi/sigma_msi "
                                           "estimated from the data unless given); with prior=original: the "
-                                          "original's 1e-3")
+                                          "original's 1e-3", gt=0)
     sigma_hsi: float | tuple[float, ...] | torch.Tensor | None = option(
         None, "HSI noise standard deviation: one number or one per band (comma-separated); none: estimated per band "
-        "from the HSI when lam=auto (HySime regression), else 1 (unit-noise terms)")
+        "from the HSI when lam=auto (HySime regression), else 1 (unit-noise terms)", gt=0)
     sigma_msi: float | tuple[float, ...] | torch.Tensor | None = option(
         None, "MSI noise standard deviation: one number or one per band (comma-separated); none: estimated per band "
-        "from the MSI when lam=auto (regression on the other bands and the neighbours), else 1")
+        "from the MSI when lam=auto (regression on the other bands and the neighbours), else 1", gt=0)
     border: Literal["circular", "pad"] = border_option()
     pad: int | None = pad_option()
     clip: bool = option(False, "clip the output to [min, max] of both inputs (all bands)")
@@ -124,7 +124,7 @@ class FuseOptions(MethodOptions):
                                                  "precision lam / data_scale^2 in those coordinates, spline prior "
                                                  "mean (reproduces the original on clean data with subspace_dim=15)")
     data_scale: float = option(1e4, "prior=original only: the factor FUSE_wrapper multiplies the data by before "
-                               "BayesianFusion (its prior is not scale-free)")
+                               "BayesianFusion (its prior is not scale-free)", gt=0)
 
 
 def _sigma_weights(sigma: SigmaLike, count: int, name: str) -> torch.Tensor:

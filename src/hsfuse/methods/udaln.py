@@ -526,11 +526,11 @@ class UdalnOptions(MethodOptions):
     srf_normalize: Literal["sum", "none"] = option(
         "sum", "learned SRF rows: sum (each sums to one, UDALN) or none (free gain, for two sensors with "
         "different radiometric scales)")
-    seed: int = option(2, "initialisation seed (2 in the authors' code)")
+    seed: int = option(2, "initialisation seed (2 in the authors' code)", ge=0)
     tol_db: float | None = option(None, "early stopping: end a stage when its fit (dB) improved by less than this "
-                                  "over the last patience records; none: run the whole schedule")
-    patience: int = option(10, "monitoring records over which tol_db is judged")
-    monitor_every: int = option(100, "record the losses and the fit every this many iterations")
+                                  "over the last patience records; none: run the whole schedule", ge=0)
+    patience: int = option(10, "monitoring records over which tol_db is judged", ge=1)
+    monitor_every: int = option(100, "record the losses and the fit every this many iterations", ge=1)
 
 
 def fit_udaln_pair(
