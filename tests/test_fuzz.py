@@ -149,7 +149,9 @@ BAD_FILES["mat_no_cube"] = _mat_without_cube
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes and every folder (as ``b"<folder>"``) under ``folder``, hidden ones included."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<folder>"
+            for p in sorted(folder.rglob("*"))}
 
 
 def _one_error_line(err: str, command: str) -> bool:
@@ -277,3 +279,114 @@ def test_evaluate_refuses_every_bad_estimate_with_one_line(case, tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and _one_error_line(err, "evaluate"), (case, code, err)
     assert _snapshot(tmp_path) == before
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """Good inputs for every command: an LR HSI with wavelengths, an MSI, a reference, a training folder, a
+    garbage file, an invalid JSON file and a results folder holding a previous result."""
+    rng = np.random.default_rng(0)
+    wl = np.arange(400, 710, 10, dtype=np.float64)
+    np.savez(tmp_path / "h.npz", cube=rng.random((8, 8, 31)).astype(np.float32), wavelengths=wl)
+    np.savez(tmp_path / "h_nowl.npz", cube=rng.random((8, 8, 31)).astype(np.float32))
+    np.savez(tmp_path / "m.npz", cube=rng.random((32, 32, 3)).astype(np.float32))
+    np.savez(tmp_path / "ref.npz", cube=rng.random((32, 32, 31)).astype(np.float32), wavelengths=wl)
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "a.npz", cube=rng.random((32, 32, 31)).astype(np.float32), wavelengths=wl)
+    (tmp_path / "bad.npz").write_bytes(b"garbage" * 10)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.md").write_text("a previous result")
+    return tmp_path
+
+
+_TRAIN = ["train", "--method", "dbin", "--data", "{d}/data", "--srf", "nikon_d700_dhsis", "--ratio", "4",
+          "-o", "{d}/run"]
+_PAIR = ["--hsi", "{d}/h.npz", "--msi", "{d}/m.npz"]
+
+#: bad inputs and options of the other commands ({d}: the workspace). Each must be refused before any work that
+#: could take long (estimation, training, a benchmark) and without creating or changing a file.
+BAD_COMMANDS: dict[str, list[str]] = {
+    "pair_garbage_hsi": ["pair", "--hsi", "{d}/bad.npz", "--msi", "{d}/m.npz", "-o", "{d}/out"],
+    "pair_no_msi": ["pair", "--hsi", "{d}/h.npz", "-o", "{d}/out"],
+    "pair_ratio_zero": ["pair", *_PAIR, "--ratio", "0", "-o", "{d}/out"],
+    "pair_unknown_method": ["pair", *_PAIR, "--methods", "magic", "-o", "{d}/out"],
+    "pair_option_out_of_range": ["pair", *_PAIR, "--methods", "fuse", "--option", "fuse:lam=-1", "-o", "{d}/out"],
+    "pair_option_without_method": ["pair", *_PAIR, "--option", "lam=1", "-o", "{d}/out"],
+    "pair_negative_shift_threshold": ["pair", *_PAIR, "--shift-threshold", "-1", "-o", "{d}/out"],
+    "pair_negative_hysure_lambda": ["pair", *_PAIR, "--hysure-lambda", "-1", "-o", "{d}/out"],
+    "pair_nan_hysure_lambda": ["pair", *_PAIR, "--hysure-lambda", "nan", "-o", "{d}/out"],
+    "pair_unknown_support": ["pair", *_PAIR, "--support", "no_such_sensor", "-o", "{d}/out"],
+    "pair_bands_without_support": ["pair", *_PAIR, "--bands", "B2,B3", "-o", "{d}/out"],
+    "pair_nodata_text": ["pair", *_PAIR, "--hsi-nodata", "abc", "-o", "{d}/out"],
+    "pair_output_is_a_file": ["pair", *_PAIR, "-o", "{d}/h.npz"],
+    "estimate_iterations_zero": ["estimate", *_PAIR, "--iterations", "0", "-o", "{d}/out"],
+    "estimate_negative_kernel": ["estimate", *_PAIR, "--kernel-size", "-3", "-o", "{d}/out"],
+    "estimate_kernel_larger_than_msi": ["estimate", *_PAIR, "--kernel-size", "999", "-o", "{d}/out"],
+    "estimate_garbage_msi": ["estimate", "--hsi", "{d}/h.npz", "--msi", "{d}/bad.npz", "-o", "{d}/out"],
+    "estimate_bands_without_support": ["estimate", *_PAIR, "--bands", "B2", "-o", "{d}/out"],
+    "estimate_output_is_a_file": ["estimate", *_PAIR, "-o", "{d}/m.npz"],
+    "train_steps_zero": [*_TRAIN, "--steps", "0"],
+    "train_negative_lr": [*_TRAIN, "--lr", "-1"],
+    "train_nan_lr": [*_TRAIN, "--lr", "nan"],
+    "train_batch_zero": [*_TRAIN, "--batch-size", "0"],
+    "train_patch_not_multiple_of_ratio": [*_TRAIN, "--patch-size", "3"],
+    "train_patch_larger_than_scenes": [*_TRAIN, "--patch-size", "4096", "--steps", "1"],
+    "train_ema_above_one": [*_TRAIN, "--ema", "1.5"],
+    "train_val_fraction_above_one": [*_TRAIN, "--val-fraction", "2"],
+    "train_nan_snr": [*_TRAIN, "--snr-hsi", "nan"],
+    "train_missing_data": ["train", "--method", "dbin", "--data", "{d}/nope", "--srf", "nikon_d700_dhsis",
+                           "--ratio", "4", "-o", "{d}/run"],
+    "train_invalid_config": [*_TRAIN, "--config", "{d}/bad.json"],
+    "train_cuda_absent_or_bad": [*_TRAIN, "--device", "tpu9"],
+    "train_psf_range_reversed": [*_TRAIN, "--psf-fwhm-range", "3", "1"],
+    "train_init_from_missing": [*_TRAIN, "--init-from", "{d}/none.safetensors"],
+    "train_init_from_garbage": [*_TRAIN, "--init-from", "{d}/bad.npz"],
+    "train_ckpt_every_zero": [*_TRAIN, "--ckpt-every", "0"],
+    "bench_ratio_zero": ["bench", "--ratios", "0", "-o", "{d}/res"],
+    "bench_unknown_method": ["bench", "--methods", "magic", "-o", "{d}/res"],
+    "bench_bad_case": ["bench", "--case", "nope", "-o", "{d}/res"],
+    "bench_weights_missing": ["bench", "--methods", "dbin", "--weights", "dbin={d}/none.safetensors", "-o",
+                              "{d}/res"],
+    "bench_weights_garbage": ["bench", "--methods", "dbin", "--weights", "dbin={d}/bad.npz", "-o", "{d}/res"],
+    "bench_option_out_of_range": ["bench", "--methods", "fuse", "--option", "fuse:lam=-1", "-o", "{d}/res"],
+    "bench_unknown_device": ["bench", "--device", "tpu9", "-o", "{d}/res"],
+    "bench_output_is_a_file": ["bench", "-o", "{d}/h.npz"],
+    "bench_previous_results_kept": ["bench", "-o", "{d}/results"],
+    "srf_show_unknown_sensor": ["srf", "show", "no_such_sensor"],
+    "srf_show_garbage_hsi": ["srf", "show", "sentinel2a_msi", "--hsi", "{d}/bad.npz"],
+    "srf_resample_no_wavelengths": ["srf", "resample", "sentinel2a_msi", "--hsi", "{d}/h_nowl.npz"],
+    "srf_resample_unknown_band": ["srf", "resample", "sentinel2a_msi", "--hsi", "{d}/h.npz", "--bands", "B99"],
+    "synth_make_missing_weights": ["synth", "make", "--unmixing", "{d}/none", "--abundances", "{d}/none", "-o",
+                                   "{d}/syn"],
+    "synth_make_garbage_weights": ["synth", "make", "--unmixing", "{d}/bad.npz", "--abundances", "{d}/bad.npz",
+                                   "-o", "{d}/syn"],
+    "synth_unmix_missing_weights": ["synth", "unmix", "--weights", "{d}/none", "--rgb", "{d}/m.npz", "-o",
+                                    "{d}/ab"],
+    "evaluate_negative_data_range": ["evaluate", "--estimate", "{d}/ref.npz", "--reference", "{d}/ref.npz",
+                                     "--data-range", "-1"],
+    "evaluate_no_reference_no_pair": ["evaluate", "--estimate", "{d}/ref.npz"],
+    "fuse_bands_without_srf": ["fuse", *_PAIR, "--method", "bicubic", "--bands", "B2,B3,B4", "-o", "{d}/o.npz"],
+    "fuse_bands_with_physics": ["fuse", *_PAIR, "--method", "fuse", "--physics", "{d}/p.json", "--bands", "B2",
+                                "-o", "{d}/o.npz"],
+    "info_missing_file": ["info", "{d}/none.npz"],
+    "simulate_nan_snr": ["simulate", "{d}/ref.npz", "--srf", "nikon_d700_dhsis", "--ratio", "4", "--snr-hsi",
+                         "nan", "-o", "{d}/sim"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMMANDS))
+def test_every_command_refuses_bad_input_with_one_line_and_writes_nothing(case, workspace, capsys):
+    argv = [a.replace("{d}", str(workspace)) for a in BAD_COMMANDS[case]]
+    before = _snapshot(workspace)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's refusal
+        code = exc.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code == 2 and "Traceback" not in err and "usage:" not in err, (case, code, err)
+    assert len(errors) == 1 and re.match(r"hsfuse [a-z]+: error: ", errors[0]), (case, err)
+    # refused before the long work: no estimation, fusion, training step or benchmark case was started
+    assert not re.search(r"estimated the PSF|fusing with|step \d|QNR", err), (case, err)
+    assert _snapshot(workspace) == before, case

@@ -11,7 +11,7 @@ import torch
 from .errors import InputError
 from .types import infer_ratio
 
-__all__ = ["check_image_tensor", "check_ratio", "check_finite", "check_positive_int", "parse_positive_int",
+__all__ = ["check_image_tensor", "check_device", "check_ratio", "check_finite", "check_positive_int", "parse_positive_int",
            "check_pair", "pair_ratio"]
 
 
@@ -36,6 +36,25 @@ def check_image_tensor(x: Any, name: str, *, channels: int | None = None) -> tor
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     return x
+
+
+def check_device(device: str | torch.device, *, allowed: tuple[str, ...] = ("cpu", "cuda"),
+                 who: str | None = None) -> torch.device:
+    """``device`` as a :class:`torch.device`, or :class:`InputError` if it is not a device name, is not among
+    ``allowed`` (``who`` runs only there) or is a CUDA device on a machine without one. Called before any work."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"device {device!r} is not a device name; use cpu or cuda[:N]") from None
+    if dev.type not in allowed:
+        raise InputError(f"{who or 'this'} runs on {', '.join(allowed)}, not {dev.type}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {str(device)!r} requested but no CUDA GPU is available; use cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"device {str(device)!r} requested but this machine has {torch.cuda.device_count()} "
+                             "CUDA GPU(s)")
+    return dev
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:

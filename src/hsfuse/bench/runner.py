@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ from ..data.paths import data_root
 from ..data.scenes import SCENES, load_scene
 from ..data.simulation import Simulation, simulate
 from ..data.synthetic import synthetic_scene
+from .._checks import check_device
 from ..errors import InputError
-from ..io.atomic import atomic_output, atomic_outputs
+from ..io.atomic import atomic_outputs, check_output_path
 from ..methods.registry import get_method
 from ..metrics.presets import evaluate
 from ..physics.srf_library import srf_matrix
@@ -31,7 +33,8 @@ from ..types import Cube
 from .machine import machine_description, measure
 
 __all__ = ["BenchCase", "DEFAULT_CASES", "parse_case", "resolve_sensor", "prepare_case", "run_benchmark",
-           "write_results", "markdown_table", "check_result_paths", "write_json_markdown"]
+           "write_results", "check_results_folder", "markdown_table", "check_result_paths",
+           "write_json_markdown"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ def run_benchmark(
     Row keys: ``scene``, ``sensor``, ``msi_bands``, ``ratio``, ``method``, ``height``, ``width``, ``bands``,
     the metric names of ``metric_preset`` (lower case), ``time_s``, ``peak_mem_mib``, ``memory_kind``.
     """
+    check_device(device)
     specs = [get_method(m) for m in methods]
     weights = dict(weights or {})
     unknown = sorted(set(weights) - {s.name for s in specs if s.needs_training})
@@ -209,25 +213,44 @@ def write_json_markdown(out: str | Path, result: dict[str, Any], markdown: str) 
     return paths
 
 
+def check_results_folder(outdir: str | Path, *, overwrite: bool) -> list[Path]:
+    """Pre-flight check of a results folder, before a benchmark runs: it is a folder or can be made (its nearest
+    existing ancestor is a writable folder), and its ``results.csv``/``.json``/``.md`` may be replaced. Returns
+    those three paths."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(f"cannot write the results into {outdir}: a file of that name exists; give a folder")
+    ancestor = outdir
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write the results into {outdir}: {ancestor} is not a writable folder")
+    paths = [outdir / name for name in ("results.csv", "results.json", "results.md")]
+    if outdir.is_dir():
+        for path in paths:
+            check_output_path(path, overwrite=overwrite)
+    return paths
+
+
 def write_results(rows: Sequence[dict[str, Any]], outdir: str | Path, *, machine: dict[str, Any] | None = None,
                   settings: dict[str, Any] | None = None, overwrite: bool = False) -> list[Path]:
-    """Write ``results.csv``, ``results.json`` and ``results.md`` into ``outdir`` (atomically)."""
+    """Write ``results.csv``, ``results.json`` and ``results.md`` into ``outdir`` as one unit (all three new
+    files or, on any failure or interruption, the previous ones)."""
     outdir = Path(outdir)
+    paths = check_results_folder(outdir, overwrite=overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
     machine = machine or machine_description()
     settings = settings or {}
-    paths = [outdir / "results.csv", outdir / "results.json", outdir / "results.md"]
     cols = list(rows[0]) if rows else []
-    with atomic_output(paths[0], overwrite=overwrite) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=cols)
-            writer.writeheader()
-            writer.writerows(rows)
-    with atomic_output(paths[1], overwrite=overwrite) as tmp:
-        Path(tmp).write_text(json.dumps({"machine": machine, "settings": settings, "rows": list(rows)}, indent=2) + "\n")
     shown = [c for c in cols if c not in ("height", "width", "bands", "memory_kind")]
     text = ["# hsfuse benchmark", "", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), "",
             "Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), "", markdown_table(rows, shown)]
-    with atomic_output(paths[2], overwrite=overwrite) as tmp:
-        Path(tmp).write_text("\n".join(text))
+    with atomic_outputs(paths, overwrite=overwrite) as (csv_tmp, json_tmp, md_tmp):
+        with open(csv_tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cols)
+            writer.writeheader()
+            writer.writerows(rows)
+        Path(json_tmp).write_text(json.dumps({"machine": machine, "settings": settings, "rows": list(rows)},
+                                             indent=2) + "\n")
+        Path(md_tmp).write_text("\n".join(text))
     return paths

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._checks import parse_positive_int
+from .._checks import check_weight, parse_positive_int
 from ..errors import InputError
 
 __all__ = ["EXIT_USAGE", "console", "say_printer", "print_table", "ProgressBar", "positive_int", "band_list",
@@ -90,6 +90,22 @@ def positive_int(text: str) -> int:
         return parse_positive_int(text, "value")
     except InputError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (thresholds, weights)."""
+    try:
+        return check_weight(float(text), "value", allow_zero=False)
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number > 0") from None
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (regularisation weights)."""
+    try:
+        return check_weight(float(text), "value", allow_zero=True)
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0") from None
 
 
 def band_list(text: str) -> list[str]:

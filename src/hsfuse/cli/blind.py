@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import (ProgressBar, add_quiet, add_read_options, band_list, method_keyed, positive_int, print_table,
-                      say_printer)
+from ..errors import InputError
+from ._common import (ProgressBar, add_quiet, add_read_options, band_list, method_keyed, nonnegative_float,
+                      positive_float, positive_int, print_table, say_printer)
 
 __all__ = ["register"]
 
 
 def _read(args: argparse.Namespace):
+    from ..io.atomic import check_output_path
     from ..workflows.real_pair import read_pair
 
+    check_output_path(args.output, overwrite=args.overwrite, folder=True)  # before reading anything
+    if args.bands and not args.support:
+        raise InputError("--bands selects bands of the --support sensor; give --support SENSOR too")
     return read_pair(args.hsi, args.msi, example=args.example, hsi_variable=args.hsi_variable,
                      msi_variable=args.msi_variable, hsi_nodata=args.hsi_nodata, msi_nodata=args.msi_nodata,
                      msi_transfer=args.msi_transfer, layout=args.layout)
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from ..io.atomic import check_output_path
     from ..workflows.real_pair import estimate_to_folder
 
-    check_output_path(args.output, overwrite=args.overwrite, folder=True)  # before reading anything
     pair = _read(args)
     with ProgressBar(args.estimator, quiet=args.quiet) as progress:
         estimate_to_folder(pair, args.output, estimator=args.estimator, support=args.support, bands=args.bands,
@@ -72,7 +75,7 @@ def _pair_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ratio", type=positive_int, help="check the ratio implied by the image sizes")
     p.add_argument("--estimator", choices=sorted(ESTIMATORS), default="hysure",
                    help="; ".join(f"{n}: {e.description}" for n, e in ESTIMATORS.items()) + " (default hysure)")
-    p.add_argument("--hysure-lambda", type=float, default=0.01, help="hysure: smoothness weight of the SRF and "
+    p.add_argument("--hysure-lambda", type=nonnegative_float, default=0.01, help="hysure: smoothness weight of the SRF and "
                    "PSF fits (default 0.01, tuned on simulated pairs; HySure's own is 10, safer on real pairs)")
     p.add_argument("--support", help="a nominal sensor (name, CSV or .npy) restricting each MSI band to the HSI "
                    "bands where it responds >= 1%% of its peak (needs HSI wavelengths)")
@@ -105,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", default=["fuse", "udaln"], help="fusion methods (default: fuse udaln)")
     p.add_argument("--option", action="append", default=[], metavar="METHOD:KEY=VALUE",
                    help="a method option (repeatable), e.g. udaln:schedule=paper")
-    p.add_argument("--shift-threshold", type=float, default=0.5, help="co-registration warning threshold in HSI "
+    p.add_argument("--shift-threshold", type=positive_float, default=0.5, help="co-registration warning threshold in HSI "
                    "pixels (default 0.5)")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.set_defaults(func=cmd_pair)

@@ -109,10 +109,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..bench.machine import machine_description
-    from ..bench.runner import DEFAULT_CASES, parse_case, run_benchmark, write_results
+    from ..bench.runner import DEFAULT_CASES, check_results_folder, parse_case, run_benchmark, write_results
     from ..methods.options import parse_options
     from ..methods.registry import METHODS, get_method
 
+    check_results_folder(args.output, overwrite=args.overwrite)  # before any case runs
     cases = [parse_case(c) for c in args.case] if args.case else list(DEFAULT_CASES)
     weights = {}
     for item in args.weights:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from .._checks import check_device
 from ..errors import InputError
 from ..models.catalog import MODELS
 from ..physics import FusionObservation
@@ -135,14 +136,7 @@ class MethodSpec:
         if valid is not None and "valid" not in accepted:
             raise InputError(f"{self.name} cannot ignore masked pixels (valid=); fill or crop them first")
         if device is not None:
-            try:
-                dev = torch.device(device)
-            except (RuntimeError, TypeError):
-                raise InputError(f"device {device!r} is not a device name; use cpu or cuda[:N]") from None
-            if dev.type not in self.devices:
-                raise InputError(f"{self.name} runs on {', '.join(self.devices)}, not {dev.type}")
-            if dev.type == "cuda" and not torch.cuda.is_available():
-                raise InputError(f"device {device!r} requested but no CUDA GPU is available; use cpu")
+            check_device(device, allowed=tuple(self.devices), who=self.name)
 
     def make_options(self, values: Mapping[str, Any] | MethodOptions | None = None) -> MethodOptions:
         """The method's options from a mapping (unknown keys and wrong types refused) or an instance."""

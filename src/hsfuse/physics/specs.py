@@ -146,6 +146,9 @@ def resolve_support(spec: SrfSpec | None, *, hsi_bands: int, msi_bands: int, wav
     """``(m, L)`` boolean: the HSI bands where each MSI band of a nominal sensor responds (>= 1 % of its peak),
     or ``None`` without a spec. Used by blind methods to restrict what they learn."""
     if spec is None:
+        if bands:
+            raise InputError(f"bands={list(bands)} selects bands of a support sensor, but none is given; give the "
+                             "sensor too (CLI: --support SENSOR)")
         return None
     matrix, _ = resolve_srf(spec, hsi_bands=hsi_bands, wavelengths=wavelengths, fwhm=fwhm, bands=bands)
     if matrix.shape[0] != msi_bands:
@@ -169,7 +172,8 @@ def build_observation(*, hsi_bands: int, msi_bands: int, ratio: int, wavelengths
     """
     r = check_ratio(ratio)
     if physics is not None:
-        given = [n for n, v in (("srf", srf), ("psf", psf), ("offset", offset)) if v is not None]
+        given = [n for n, v in (("srf", srf), ("psf", psf), ("offset", offset), ("bands", bands or None))
+                 if v is not None]
         if given:
             raise InputError(f"physics gives every operator; do not also pass {', '.join(given)}")
         obs = physics if isinstance(physics, FusionObservation) else load_observation(physics)
@@ -182,6 +186,9 @@ def build_observation(*, hsi_bands: int, msi_bands: int, ratio: int, wavelengths
             raise InputError(f"the physics' SRF has {obs.spectral.msi_bands} rows (MSI bands) but the MSI has "
                              f"{msi_bands} bands; use the physics made for this MSI")
         return obs
+    if srf is None and bands:
+        raise InputError(f"bands={list(bands)} selects bands of the SRF's sensor, but no SRF is given; give the "
+                         "sensor too (srf=NAME; CLI: --srf NAME --bands ...)")
     if srf is None:
         if needs_srf:
             raise InputError("this method needs the MSI's spectral response: pass srf= (a sensor name, see "

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._checks import check_positive_int
+from .._checks import check_device, check_positive_int
 from ..data.patches import PatchSampler, ValidationPair
 from ..errors import InputError
 from ..metrics.presets import evaluate, get_preset
@@ -235,10 +235,9 @@ def _validate(net: Any, pairs: Sequence[ValidationPair], *, ratio: int, band_sca
     return metrics, first
 
 
-def _init_weights(net: Any, source: str, *, method: str, config: dict[str, Any]) -> None:
-    """Load pre-trained weights into ``net`` after checking they are for the same network and layout."""
-    from safetensors.torch import load_file
-
+def _init_source(net: Any, source: str, *, method: str, config: dict[str, Any]) -> Path:
+    """The checkpoint folder of ``init_from`` after checking it holds the same network and layout as ``net``
+    (called before the run folder is made, so a bad ``init_from`` leaves nothing behind)."""
     card, folder = read_card(source)
     if card.method != method or card.config != json.loads(json.dumps(config)):
         raise InputError(f"init_from {source} holds a {card.method} network with config {card.config}; this run "
@@ -246,6 +245,14 @@ def _init_weights(net: Any, source: str, *, method: str, config: dict[str, Any])
     if (card.hsi_bands, card.msi_bands, card.ratio) != (net.hsi_bands, net.msi_bands, net.ratio):
         raise InputError(f"init_from {source} was trained for {card.hsi_bands} HSI bands, {card.msi_bands} MSI bands, "
                          f"ratio {card.ratio}; this run has {net.hsi_bands}, {net.msi_bands}, {net.ratio}")
+    return Path(folder)
+
+
+def _init_weights(net: Any, source: str, *, method: str, config: dict[str, Any]) -> None:
+    """Load pre-trained weights into ``net`` after checking they are for the same network and layout."""
+    from safetensors.torch import load_file
+
+    folder = _init_source(net, source, method=method, config=config)
     net.load_state_dict(load_file(str(folder / "model.safetensors")))
 
 
@@ -254,8 +261,7 @@ def _device(requested: str, dist_info: DistInfo) -> str:
     device = requested
     if device.startswith("cuda") and dist_info.enabled:
         device = f"cuda:{dist_info.local_rank}"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    check_device(device)
     return device
 
 
@@ -468,6 +474,8 @@ def train(options: TrainOptions, sampler: PatchSampler, *, run_dir: str | os.Pat
     if dist_info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None)
+    if options.init_from is not None:  # checked now; loaded by on_start into a new run
+        _init_source(net, options.init_from, method=options.method, config=asdict(config))
     run = Path(run_dir)
     fusion = _FusionRun(net=net, scaler=scaler, options=options, sampler=sampler, validation=validation, data=data,
                         config=config, run=run, device=device, dist_info=dist_info)
