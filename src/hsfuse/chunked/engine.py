@@ -65,7 +65,7 @@ class ChunkedResult:
 
     output: Any
     grid: ChunkGrid
-    state: State
+    state: State | None  # None when a resumed run found its output already complete
     seconds: dict[str, float] = field(default_factory=dict)
     chunks_computed: int = 0
     scheduler: str = ""
@@ -383,6 +383,8 @@ def fuse_chunked(hsi: Any, msi: Any, *, method: str, physics: FusionObservation,
     with open_scheduler(workers=workers, scheduler=scheduler, threads=threads) as sched:
         grid = plan_chunks(spec, physics, opts, lr_shape=(lh, lw), hsi_bands=L, msi_bands=m, chunk=chunk,
                            memory_gb=memory_gb, concurrent=sched.concurrent, processes=sched.processes)
+        if partial is not None and partial.complete:  # the resumed run had finished all but its last rename
+            return ChunkedResult(partial.path, grid, None, seconds, 0, sched.description)
         if partial is not None and partial.resumed and partial.derived.get("chunk_lr"):
             grid = ChunkGrid(lr_shape=(lh, lw), ratio=r, chunk_lr=int(partial.derived["chunk_lr"]))  # as first run
         t0 = time.perf_counter()

@@ -10,9 +10,11 @@ on success is the temporary renamed onto the target. On any exception the tempor
   the temporaries share one random token, so a ``.hdr``/``.img`` pair keeps a common stem. The group is replaced
   as one unit: existing targets are first renamed aside (``.name.<token>.old<suffix>``), then every temporary
   renamed in; an exception or Ctrl-C during the renames puts the old files back (and removes the new ones), so
-  the outputs are all old or all new. A run killed outright (SIGKILL) cannot roll back: the next write of the
-  same targets does it first (:func:`_recover`): a target found missing beside its ``.old`` copy gets the copy
-  back, and left-over ``.tmp``/``.old`` files of the targets are removed.
+  the outputs are all old or all new. Before the renames a journal ``.hsfuse.<token>.group.json`` lists the group
+  (deleted last). A run killed outright (SIGKILL) cannot roll back itself: the next write of any of the same
+  targets does it first (:func:`_recover`): with a journal whose group did not fully arrive, every target gets its
+  ``.old`` copy back (a new file that had no old one is removed); with one that did, the olds are deleted; then
+  left-over ``.tmp``/``.old`` files of the targets are removed. :func:`recover_targets` does just this.
 * :func:`atomic_output_dir` for outputs that are a folder (a CAVE folder of PNGs): the folder is written
   under a temporary name and renamed; an existing folder is moved aside first and deleted only after the
   new one is in place.
@@ -31,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -41,7 +44,8 @@ from pathlib import Path
 
 from ..errors import HsfuseError, InputError, OutputExistsError
 
-__all__ = ["check_output_path", "atomic_output", "atomic_outputs", "atomic_output_dir", "clean_interrupted_dirs"]
+__all__ = ["check_output_path", "atomic_output", "atomic_outputs", "atomic_output_dir", "atomic_folder_files",
+           "clean_interrupted_dirs", "recover_targets", "move_into_place"]
 
 
 def _check_parent(path: Path) -> None:
@@ -130,11 +134,24 @@ def _old_name(path: Path, token: str) -> Path:
     return path.with_name(f".{path.stem}.{token}.old{path.suffix}")
 
 
-def _replace_all(targets: list[Path], temps: list[Path], token: str) -> None:
-    """Rename ``temps`` onto ``targets`` as one unit (module docstring): olds aside, news in, olds deleted; on any
-    exception (Ctrl-C included) the news are removed and the olds put back before re-raising."""
+def _journal(folder: Path, token: str) -> Path:
+    """The journal of the group renamed with ``token`` (module docstring): ``folder/.hsfuse.<token>.group.json``."""
+    return folder / f".hsfuse.{token}.group.json"
+
+
+def _replace_all(targets: list[Path], temps: list[Path], token: str, *, temporaries: bool = True) -> None:
+    """Rename ``temps`` onto ``targets`` as one unit (module docstring): journal written, olds aside, news in, olds
+    deleted, journal deleted; on any exception (Ctrl-C included) the news are removed and the olds put back before
+    re-raising. ``temporaries=False``: the sources are not temporaries (a finished store in a partial folder): a
+    roll-back leaves them where they were."""
+    folder = targets[0].parent
+    journal = _journal(folder, token)
+    record = {"targets": [os.path.relpath(t, folder) for t in targets],
+              "sources": [os.path.relpath(t, folder) for t in temps],
+              "olds": [os.path.relpath(_old_name(t, token), folder) for t in targets], "temporaries": temporaries}
+    journal.write_text(json.dumps(record))
     aside: list[tuple[Path, Path]] = []
-    placed: list[Path] = []
+    placed: list[tuple[Path, Path]] = []
     try:
         for target in targets:
             if target.exists() or target.is_symlink():
@@ -143,15 +160,54 @@ def _replace_all(targets: list[Path], temps: list[Path], token: str) -> None:
                 aside.append((target, old))
         for target, tmp in zip(targets, temps):
             os.replace(tmp, target)
-            placed.append(target)
+            placed.append((target, tmp))
     except BaseException:
-        for target in placed:
-            _remove(target)
+        for target, tmp in placed:
+            if temporaries:
+                _remove(target)
+            else:
+                os.replace(target, tmp)
         for target, old in aside:
             os.replace(old, target)
+        _remove(journal)
         raise
     for _, old in aside:
         _remove(old)
+    _remove(journal)
+
+
+def _finish_journals(targets: Sequence[Path]) -> None:
+    """Complete the group renames a kill interrupted, for every journal naming one of ``targets``: if a source
+    is still unmoved the group did not fully arrive, so every target goes back to its ``.old`` copy (or away, if
+    it had none and its new file arrived); otherwise the olds are deleted. A torn journal (killed while it was
+    written, before any rename) is deleted."""
+    wanted = {t.resolve() for t in targets}
+    for folder in {t.parent for t in targets}:
+        for journal in sorted(folder.glob(".hsfuse.*.group.json")) if folder.is_dir() else []:
+            try:
+                record = json.loads(journal.read_text())
+                group = [(folder / t, folder / s, folder / o)
+                         for t, s, o in zip(record["targets"], record["sources"], record["olds"], strict=True)]
+                temporaries = bool(record.get("temporaries", True))
+            except (ValueError, KeyError, TypeError):
+                _remove(journal)
+                continue
+            if not any(t.resolve() in wanted for t, _, _ in group):
+                continue
+            if any(s.exists() for _, s, _ in group):  # not all arrived: roll back
+                for target, source, old in group:
+                    if not source.exists() and temporaries:  # its new file arrived: away with it
+                        _remove(target)
+                    elif not source.exists():  # a source that is not a temporary goes back where it was
+                        os.replace(target, source)
+                    if old.exists() or old.is_symlink():
+                        os.replace(old, target)
+                    if temporaries:
+                        _remove(source)
+            else:
+                for _, _, old in group:
+                    _remove(old)
+            _remove(journal)
 
 
 _LEFTOVER = re.compile(r"^\.(?P<stem>.+)\.(?P<token>[0-9a-f]{8})\.(?P<kind>tmp|old)(?P<suffix>\.[^.]*)?$")
@@ -162,6 +218,7 @@ def _recover(targets: Sequence[Path]) -> None:
     it; every other ``.tmp``/``.old`` leftover of these targets (same folder, stem and suffix) is removed. (Two
     processes writing the same target at the same moment are not supported: the second would remove the first's
     temporaries.)"""
+    _finish_journals(targets)
     for target in targets:
         folder = target.parent
         if not folder.is_dir():
@@ -174,6 +231,67 @@ def _recover(targets: Sequence[Path]) -> None:
                 os.replace(entry, target)
             else:
                 _remove(entry)
+
+
+def recover_targets(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Public form of :func:`_recover`: restore or remove what killed writes of ``paths`` left beside them."""
+    _recover([Path(p) for p in paths])
+
+
+def move_into_place(sources: Sequence[str | os.PathLike[str]], targets: Sequence[str | os.PathLike[str]], *,
+                    temporaries: bool = False) -> None:
+    """Rename finished ``sources`` (files or folders, on the targets' file system) onto ``targets`` as one unit,
+    replacing what is there (the caller checked ``overwrite``): leftovers of killed writes of the targets are
+    handled first (:func:`_recover`), then olds aside, news in, olds deleted; an exception puts the olds back and
+    the sources where they were (``temporaries=True``: deletes them)."""
+    targets = [Path(t) for t in targets]
+    _recover(targets)
+    _replace_all(targets, [Path(s) for s in sources], secrets.token_hex(4), temporaries=temporaries)
+
+
+def _recover_staging(folder: Path) -> None:
+    """Remove the staging folders (``.name.<token>.tmp``) killed writes of ``folder`` left beside it."""
+    for entry in folder.parent.iterdir() if folder.parent.is_dir() else []:
+        m = _DIR_TEMP.match(entry.name)
+        if m is not None and m["name"] == folder.name and m["kind"] == "tmp" and entry.is_dir():
+            _remove(entry)
+
+
+@contextmanager
+def atomic_folder_files(folder: str | os.PathLike[str], names: Sequence[str], *, overwrite: bool) -> Iterator[Path]:
+    """Yield an empty staging folder for the files ``names`` of ``folder``; on success they appear there as one
+    unit, on failure (or Ctrl-C) nothing changes.
+
+    A missing ``folder`` (parents included) is made by renaming the staging folder onto it: it appears whole or
+    not at all. An existing one keeps its other files; ``names`` in it are replaced as one group
+    (:func:`move_into_place`). The staging folder is the hidden sibling ``.folder.<token>.tmp``; those killed
+    runs left, and what a killed group rename left in ``folder``, are tidied first. Existing ``names`` need
+    ``overwrite`` (checked before anything is written).
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"cannot write folder {out}: a file of that name exists; remove it or choose another path")
+    targets = [out / n for n in names]
+    _recover_staging(out)
+    if out.is_dir():
+        _recover(targets)
+        for t in targets:
+            check_output_path(t, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_parent(out)
+    staging = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+    staging.mkdir()
+    try:
+        yield staging
+        missing = [n for n in names if not (staging / n).exists()]
+        if missing:
+            raise HsfuseError(f"writing failed: the writer did not produce {', '.join(missing)}")
+        if out.is_dir():
+            move_into_place([staging / n for n in names], targets, temporaries=True)
+        else:
+            os.replace(staging, out)
+    finally:
+        _remove(staging)
 
 
 @contextmanager

@@ -8,11 +8,14 @@ next to the output, ``.NAME.partial/``::
     run.json         what was run (method, options, inputs, chunking), checked by ``resume``
     state.pt         the fitted statistics (so a resumed run applies exactly the same state)
 
-When every chunk is done the output appears under its name in one step: ``store.zarr`` is renamed to ``NAME``
-(a ``.zarr`` output), or streamed block by block into a tiled GeoTIFF (BigTIFF, optionally converted to a COG
-with GDAL's COG driver) that is then renamed to ``NAME``; the partial folder is removed last. A run killed at any
-moment leaves the previous output (if any) untouched and the partial folder, which ``resume`` continues: only
-chunks without a marker are computed again.
+When every chunk is done the output appears under its name in one step: ``store.zarr`` (a ``.zarr`` output), or a
+tiled GeoTIFF streamed block by block from it into ``out.tif`` (BigTIFF, optionally converted to a COG with GDAL's
+COG driver), is marked finished (an empty ``finishing`` file) and renamed onto ``NAME`` as one unit with the
+previous output (:func:`hsfuse.io.atomic.move_into_place`: old aside, new in, old deleted); the partial folder is
+removed last. A run killed at any moment leaves either the previous output and the partial folder, which
+``resume`` continues (only chunks without a marker are computed again), or, killed during that last step, a
+partial folder marked finished: the next run on ``NAME`` (any run, resumed or not) first completes that step, so
+``NAME`` is the complete new output; a resumed run then has nothing left to do.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FileFormatError, InputError, OutputExistsError
-from .atomic import check_output_path
+from .atomic import check_output_path, move_into_place, recover_targets
 
 __all__ = ["PartialOutput", "OUTPUT_SUFFIXES", "write_geotiff_from_zarr", "DATA_VARIABLE"]
 
@@ -51,11 +54,18 @@ class PartialOutput:
         if self.path.suffix.lower() not in OUTPUT_SUFFIXES:
             raise InputError(f"a large-scene output must end in {', '.join(OUTPUT_SUFFIXES)} (zarr store or tiled "
                              f"GeoTIFF), got {self.path.name!r}")
-        check_output_path(self.path, overwrite=overwrite, folder=self.path.suffix.lower() == ".zarr")
         self.dir = _partial_dir(self.path)
         self.settings = json.loads(json.dumps(settings, default=str))
         self.resumed = False
+        #: the interrupted run had computed everything (its last step is completed now): a resumed run is done
+        self.complete = False
         self.derived: dict[str, Any] = {}
+        recover_targets([self.path])
+        finished = self._complete_interrupted_finish()
+        if finished and resume:
+            self.resumed = self.complete = True
+            return
+        check_output_path(self.path, overwrite=overwrite, folder=self.path.suffix.lower() == ".zarr")
         run = self.dir / "run.json"
         if self.dir.exists():
             if resume and run.is_file():
@@ -78,6 +88,22 @@ class PartialOutput:
                              "--resume")
         if not self.resumed:
             (self.dir / "done").mkdir(parents=True)
+
+    def _product(self) -> Path:
+        """The finished output inside the partial folder: the store, or the GeoTIFF streamed from it."""
+        return self.store if self.path.suffix.lower() == ".zarr" else self.dir / "out.tif"
+
+    def _complete_interrupted_finish(self) -> bool:
+        """If a run was killed during :meth:`finish` (its partial folder is marked finished), complete that step:
+        move its product into place unless it already is, remove the partial folder. Returns whether it did."""
+        if not (self.dir / "finishing").is_file():
+            return False
+        if self._product().exists():
+            move_into_place([self._product()], [self.path])
+        shutil.rmtree(self.dir, ignore_errors=True)
+        warnings.warn(f"completed the last step of an interrupted run: {self.path} is its complete output",
+                      stacklevel=3)
+        return True
 
     @property
     def store(self) -> Path:
@@ -137,15 +163,14 @@ class PartialOutput:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             zarr.consolidate_metadata(str(self.store))  # one read opens it (xarray's default)
-        suffix = self.path.suffix.lower()
-        if suffix == ".zarr":
-            _replace_dir(self.store, self.path, overwrite=overwrite)
-        else:
-            tif = self.dir / ("out.tif" if not cog else "out.cog.tif")
-            write_geotiff_from_zarr(self.store, tif, cog=cog)
-            if self.path.exists() and not overwrite:
-                raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it")
-            os.replace(tif, self.path)
+        if self.path.suffix.lower() != ".zarr":
+            tmp = self.dir / "out.tmp.tif"  # renamed to out.tif once whole, so a finished product is never torn
+            write_geotiff_from_zarr(self.store, tmp, cog=cog)
+            os.replace(tmp, self._product())
+        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
+            raise OutputExistsError(f"{self.path} exists; pass --overwrite to replace it")
+        (self.dir / "finishing").touch()
+        move_into_place([self._product()], [self.path])
         shutil.rmtree(self.dir, ignore_errors=True)
         return self.path
 
@@ -160,20 +185,6 @@ def write_chunk(store: str | os.PathLike[str], block: np.ndarray, window: tuple[
     arr[:, y0:y1, x0:x1] = block
     Path(marker).touch()
     return block.shape[1], block.shape[2]
-
-
-def _replace_dir(src: Path, dst: Path, *, overwrite: bool) -> None:
-    if dst.exists():
-        if not overwrite:
-            raise OutputExistsError(f"{dst} exists; pass --overwrite to replace it")
-        aside = dst.with_name(f".{dst.name}.old")
-        if aside.exists():
-            shutil.rmtree(aside) if aside.is_dir() else aside.unlink()
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        shutil.rmtree(aside) if aside.is_dir() else aside.unlink()
-    else:
-        os.replace(src, dst)
 
 
 def _blocks(shape: tuple[int, int], block: int) -> Iterable[tuple[int, int, int, int]]:
