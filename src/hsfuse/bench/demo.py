@@ -19,9 +19,11 @@ from ..io import write_cube
 from ..io.atomic import atomic_output, check_output_path
 from ..methods.registry import METHODS
 from ..metrics.presets import evaluate
+from ..physics.serialize import observation_to_dict
 from ..physics.srf_library import srf_matrix
 from ..types import Cube
 from ..viz.figures import demo_figure
+from ..viz.report import ReportInputs, write_report
 from .machine import measure
 
 __all__ = ["DemoResult", "run_demo", "DEMO_SENSOR"]
@@ -47,12 +49,13 @@ def run_demo(
     on_progress: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo and write into ``outdir``: ``fused_<method>.npz``, ``reference.npz``, ``hsi.npz``,
-    ``msi.npz``, ``metrics.json`` and ``demo.png``. Existing files are refused unless ``overwrite``."""
+    ``msi.npz``, ``metrics.json``, ``physics.json``, ``demo.png`` and ``report.html`` (the interactive page,
+    :mod:`hsfuse.viz.report`). Existing files are refused unless ``overwrite``."""
     say = on_progress or (lambda _msg: None)
     outdir = Path(outdir)
     names = list(methods) if methods else [n for n, spec in METHODS.items() if spec.direct]
     planned = [outdir / f"{n}.npz" for n in ("reference", "hsi", "msi")] + [outdir / f"fused_{m}.npz" for m in names]
-    planned += [outdir / "metrics.json", outdir / "demo.png"]
+    planned += [outdir / "metrics.json", outdir / "physics.json", outdir / "demo.png", outdir / "report.html"]
     outdir.mkdir(parents=True, exist_ok=True)
     for path in planned:  # refuse before any work, not after the first file is written
         check_output_path(path, overwrite=overwrite)
@@ -67,6 +70,7 @@ def run_demo(
 
     rows: list[dict[str, Any]] = []
     fused: dict[str, Cube] = {}
+    options: dict[str, dict[str, Any]] = {}
     for name in names:
         say(f"fusing with {name}")
         spec = METHODS[name]
@@ -76,6 +80,7 @@ def run_demo(
         scores = evaluate(ref_t, est.double(), preset="hsfuse", ratio=ratio)
         rows.append({"method": name, **{k: float(v) for k, v in scores.items()}, "time_s": wall})
         fused[name] = Cube.from_tensor(est, like=sim.hsi, geo=sim.msi.geo, attrs={"method": name})
+        options[name] = {k: v for k, v in spec.make_options().as_kwargs().items() if not isinstance(v, torch.Tensor)}
 
     say("writing outputs")
     outputs = []
@@ -88,7 +93,17 @@ def run_demo(
                                          "metric_preset": "hsfuse", "simulation_preset": "hsfuse",
                                          "results": rows}, indent=2) + "\n")
     outputs.append(outdir / "metrics.json")
+    with atomic_output(outdir / "physics.json", overwrite=overwrite) as tmp:
+        Path(tmp).write_text(json.dumps(observation_to_dict(sim.physics), indent=1) + "\n")
+    outputs.append(outdir / "physics.json")
     upsampled = {"LR HSI (nearest)": Cube.from_tensor(
         torch.nn.functional.interpolate(y.hsi, scale_factor=ratio, mode="nearest"), like=sim.hsi)}
     outputs.append(demo_figure(sim.reference, {**upsampled, **fused}, outdir / "demo.png", overwrite=overwrite))
+    say("writing the report")
+    report = ReportInputs(results=fused, hsi=sim.hsi, msi=sim.msi, reference=sim.reference, physics=sim.physics,
+                          metrics=rows, options=options, seconds={r["method"]: r["time_s"] for r in rows},
+                          title=f"hsfuse demo: {size} x {size} synthetic scene, ratio {ratio}, {sensor}",
+                          notes=[f"Wald's protocol on the embedded synthetic scene (seed {seed}); metrics: the "
+                                 "hsfuse preset on the whole image."])
+    outputs.append(write_report(outdir / "report.html", report, overwrite=overwrite).path)
     return DemoResult(rows=rows, outputs=[Path(p) for p in outputs if p is not None])

@@ -1,14 +1,15 @@
-"""Commands that fuse and score: ``demo``, ``fuse``, ``methods``, ``evaluate``, ``bench``."""
+"""Commands that fuse and score: ``demo``, ``fuse``, ``methods``, ``evaluate``, ``report``, ``bench``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import (ProgressBar, add_quiet, add_read_options, band_list, method_keyed, positive_int, print_table,
-                      say_printer)
+from ._common import (ProgressBar, add_quiet, add_read_options, band_list, method_keyed, positive_float, positive_int,
+                      print_table, say_printer)
 
 __all__ = ["register"]
 
@@ -33,6 +34,10 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
     spec = get_method(args.method)
     options = parse_options(spec.options, args.option, method=spec.name)
+    if args.report:
+        from ..workflows.report import check_report_path
+
+        check_report_path(args.report, overwrite=args.overwrite)  # before fusing
     with ProgressBar(spec.name, quiet=args.quiet) as progress:
         path, _ = fuse_to_file(args.hsi, args.msi, args.output, method=spec.name, options=options,
                                overwrite=args.overwrite, hsi_variable=args.hsi_variable, msi_variable=args.msi_variable,
@@ -45,6 +50,28 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                                real={"coregister": args.coregister, "mask": args.mask,
                                      "mask_reasons": args.mask_reasons, "shift": args.shift})
     say_printer(args.quiet)(f"wrote {path}")
+    if args.report:
+        from ..workflows.report import observation_of_pair, write_run_report
+
+        physics = args.physics
+        if physics is None and args.srf is not None:
+            physics = observation_of_pair(args.hsi, args.msi, srf=args.srf, psf=args.psf, bands=args.bands,
+                                          srf_normalize=args.srf_normalize, offset=args.offset,
+                                          boundary=args.boundary)
+        summary = write_run_report([path], args.report, hsi=args.hsi, msi=args.msi, physics=physics,
+                                   overwrite=args.overwrite, options={spec.name: options.as_kwargs()})
+        say_printer(args.quiet)(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..workflows.report import write_run_report
+
+    summary = write_run_report(args.runs, args.output, hsi=args.hsi, msi=args.msi, reference=args.reference,
+                               physics=args.physics, title=args.title, overwrite=args.overwrite,
+                               max_side=args.max_side, spectra_mb=args.spectra_mb)
+    print(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB; images every {summary.display_step} pixel(s), "
+          f"spectra every {summary.spectra_step}) in {summary.seconds:.1f} s")
     return 0
 
 
@@ -71,6 +98,11 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..workflows.evaluate import evaluate_no_reference, evaluate_reference
+
+    if args.report:
+        from ..workflows.report import check_report_path
+
+        check_report_path(args.report, overwrite=args.overwrite)  # before scoring
 
     if args.reference:
         given = [o for o, v in (("--hsi", args.hsi), ("--msi", args.msi), ("--physics", args.physics),
@@ -100,6 +132,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         raise InputError("give --reference REF (reference-based metrics) or --hsi LR and --msi MSI (no-reference "
                          "scores of a real pair)")
+    if args.report:
+        from ..workflows.report import write_run_report
+
+        name = Path(args.estimate).stem
+        values = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+        if args.reference:
+            summary = write_run_report([args.estimate], args.report, reference=args.reference,
+                                       metrics=[{"method": name, **values}], overwrite=args.overwrite)
+        else:
+            summary = write_run_report([args.estimate], args.report, hsi=args.hsi, msi=args.msi,
+                                       physics=args.physics, scores={name: values}, overwrite=args.overwrite)
+        print(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB)", file=sys.stderr)
     if args.json:
         print(json.dumps(scores, indent=2))
     else:
@@ -184,7 +228,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "checkpoint folder, or its model.safetensors")
     p.add_argument("-o", "--output", required=True, help="output file (.npz, .mat, .tif, .hdr, .npy; .zarr or .tif "
                    "for large scenes)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (and --report)")
+    p.add_argument("--report", metavar="FILE.html", help="also write the interactive HTML report of the result "
+                   "(README: 'Reports')")
     large = p.add_argument_group("large scenes", "chunked, out-of-core fusion on Dask (README: 'Large scenes'); used "
                                  "when any of these is given, for a .zarr output, or when the method's whole-image "
                                  "working set would exceed --memory-gb")
@@ -244,7 +290,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--msi-variable")
     add_read_options(p)
     p.add_argument("--json", action="store_true", help="print JSON with lower-case metric names")
+    p.add_argument("--report", metavar="FILE.html", help="also write the interactive HTML report of the estimate")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --report file")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="interactive HTML report of runs (one self-contained page)",
+                       description="One static HTML page (Plotly, inlined: opens offline) of one or more runs: "
+                       "false-colour composites with shared zoom and a blink comparison, error or consistency maps, "
+                       "metrics (sortable), per-band curves, the spectra at a clicked pixel, the operators and the "
+                       "provenance. RUN: a 'hsfuse demo' or 'hsfuse pair' output folder, or a fused image file "
+                       "(then give --hsi/--msi/--reference/--physics as they apply).")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--hsi", help="the LR HSI (default: the run's)")
+    p.add_argument("--msi", help="the MSI (default: the run's)")
+    p.add_argument("--reference", help="the reference HR HSI (default: the run's)")
+    p.add_argument("--physics", help="physics.json with the PSF and SRF (default: the run's)")
+    p.add_argument("--title", help="page title")
+    p.add_argument("--max-side", type=positive_int, default=1024, help="largest side of the displayed images "
+                   "(decimated reads of larger results; default 1024)")
+    p.add_argument("--spectra-mb", type=positive_float, default=4.0, help="budget of the embedded spectra in MB "
+                   "(default 4; a coarser spectra grid for larger results)")
+    p.add_argument("-o", "--output", required=True, help="the page (.html)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="methods x scenes x ratios -> CSV/JSON/Markdown table",
                        description="Simulate each case with one preset, fuse with each method, evaluate with one "

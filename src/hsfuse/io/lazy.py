@@ -92,7 +92,7 @@ from .numpy_io import choose_cube
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["open_lazy", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "describe_lazy", "describe_file",
+__all__ = ["open_lazy", "band_info", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "describe_lazy", "describe_file",
            "LAZY_SUFFIXES", "DEFAULT_CHUNK"]
 
 #: Chunk side (pixels) for files without natural blocks, and the least side natural blocks are grouped to.
@@ -551,6 +551,12 @@ def _nodata_of(da: Any) -> float | None:
         return None
     arr = np.asarray(value).reshape(-1)
     return float(arr[0]) if arr.size and is_real_numeric(arr) else None
+
+
+def band_info(da: Any) -> dict[str, Any]:
+    """``wavelengths`` (nm) / ``fwhm`` / ``band_names`` of a lazy ``(band, y, x)`` DataArray, those it has
+    (read from its coordinates and attributes only: no data is read)."""
+    return _band_fields(da, "the cube", {})
 
 
 def _band_fields(da: Any, what: str, attrs: dict[str, Any]) -> dict[str, Any]:

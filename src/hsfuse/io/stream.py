@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterable
@@ -39,6 +40,10 @@ __all__ = ["PartialOutput", "OUTPUT_SUFFIXES", "write_geotiff_from_zarr", "DATA_
 OUTPUT_SUFFIXES = (".zarr", ".tif", ".tiff")
 #: the data variable of a streamed zarr output
 DATA_VARIABLE = "fused"
+
+
+#: the temporary name zarr's local store writes a file under before renaming it (``NAME.<uuid4 hex>.partial``)
+_ZARR_TEMP = re.compile(r"\.[0-9a-f]{32}\.partial$")
 
 
 def _partial_dir(path: Path) -> Path:
@@ -160,6 +165,10 @@ class PartialOutput:
         """Move the complete store to the output name (or stream it into a GeoTIFF there); remove the partial."""
         import zarr
 
+        # a run killed while zarr wrote a chunk left zarr's temporary (NAME.<32 hex>.partial) beside it; the chunk
+        # itself was written again on resume, so the temporary goes
+        for stale in [p for p in self.store.rglob("*.partial") if _ZARR_TEMP.search(p.name)]:
+            stale.unlink(missing_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             zarr.consolidate_metadata(str(self.store))  # one read opens it (xarray's default)

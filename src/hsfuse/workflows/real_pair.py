@@ -46,11 +46,12 @@ from ..methods.registry import get_method
 from ..methods.udaln import estimate_udaln
 from ..metrics.no_reference import consistency, d_lambda, d_s
 from ..physics.interpolation import upsample_cubic
-from ..physics.serialize import observation_to_dict
+from ..physics.serialize import load_observation, observation_to_dict
 from ..physics.spectral import apply_srf
 from ..physics.transfer import Transfer, srgb_to_linear, to_linear
 from ..progress import ProgressFn, ProgressWithInfo
 from ..viz.blind_figures import plot_convergence, plot_psf, plot_real_pair, plot_srf
+from ..viz.report import ReportInputs, write_report
 from ..types import Cube, FusionMeasurement, infer_ratio
 
 __all__ = ["srgb_to_linear", "ESTIMATORS", "EstimatorSpec", "default_kernel_size", "estimate_operators",
@@ -377,6 +378,7 @@ def run_real_pair(
         say(("co-registration: " if check.ok else "WARNING co-registration: ") + check.message)
         filled = _fill_nodata(y, valid, ops)
         physics = ops.to_observation()
+        fused_cubes: dict[str, Cube] = {}
         for spec in specs:
             name = spec.name
             say(f"fusing with {name}")
@@ -398,17 +400,32 @@ def run_real_pair(
             cube = Cube.from_tensor((fused * prepared.hsi_scale).float(), like=hsi, geo=msi.geo, nodata=None,
                                     attrs={"method": name, "estimator": estimator})
             write_cube(cube, tmp / f"fused_{name}.npz")
+            fused_cubes[name] = cube
             plot_real_pair(hsi, msi, cube, path=tmp / f"overview_{name}.png",
                            valid=None if valid is None else valid.numpy(), title=f"{name} (operators: {estimator})")
             say(f"{name}: QNR {scores['qnr']:.4f} (D_lambda {scores['d_lambda']:.4f}, D_s {scores['d_s']:.4f}); "
                 f"consistency HSI {scores['hsi_psnr']:.2f} dB, MSI {scores['msi_psnr']:.2f} dB; {seconds:.1f} s")
         (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=1) + "\n")
         (tmp / "report.md").write_text(_markdown(report))
+        keys = ("qnr", "d_lambda", "d_s", "hsi_psnr", "msi_psnr")
+        # the MSI as the operators see it: linear (an sRGB camera image decoded), in the file's scale
+        msi_linear = Cube.from_tensor((y.msi * prepared.msi_scale).float(), like=msi, nodata=None)
+        page = ReportInputs(results=fused_cubes, hsi=hsi, msi=msi_linear,
+                            physics=load_observation(tmp / "operators" / "physics.json"),
+                            operators=f"estimated by {estimator}",
+                            scores={m: {k: v[k] for k in keys} for m, v in report["methods"].items()},
+                            seconds={m: v["seconds"] for m, v in report["methods"].items()},
+                            options={m: {k: v for k, v in chosen[m].as_kwargs().items()
+                                         if isinstance(v, (int, float, str, bool, type(None)))} for m in chosen},
+                            title=f"hsfuse pair: {Path(output).name} (operators estimated by {estimator})",
+                            notes=[f"MSI transfer: {msi_transfer} (shown and compared linear)", f"{masked} no-data "
+                                   "MSI pixel(s) (black in the MSI; the consistency maps include them)"])
+        write_report(tmp / "report.html", page)
         files = sorted(p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
     return RealPairResult(report=report, files=[Path(output) / f for f in files])
 
 
-_OUR_FILES = ("operators", "report.json", "report.md")
+_OUR_FILES = ("operators", "report.json", "report.md", "report.html")
 
 
 def _ours(entry: Path) -> bool:
