@@ -155,6 +155,9 @@ def test_real_pair_workflow_masks_nodata_and_reports(pair, tmp_path):
     assert report["methods"]["fuse"]["hsi_psnr"] > 35
     assert (out / "udaln_convergence.png").is_file() and (out / "operators" / "physics.json").is_file()
     assert "| fuse |" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()  # the interactive report: the scores and a consistency map per method
+    for name in ("fuse", "gsa", "udaln"):
+        assert f'<td data-v="{report["methods"][name]["qnr"]!r}">' in page and f"MSI consistency RMSE: {name}" in page
     assert all(p.exists() for p in result.files)
     # a second run into the same folder needs --overwrite; with it the old run is replaced
     with pytest.raises(Exception, match="exists"):

@@ -125,6 +125,8 @@ def test_demo_small(tmp_path, capsys):
     results = json.loads((out / "metrics.json").read_text())["results"]
     psnr = {r["method"]: r["psnr"] for r in results}
     assert psnr["fuse"] > psnr["bicubic"] and psnr["gsa"] > psnr["bicubic"]
+    page = (out / "report.html").read_text()  # the interactive report: every method's PSNR in its table
+    assert all(f'<td data-v="{v!r}">' in page for v in psnr.values()) and (out / "physics.json").is_file()
     # second run: refused, outputs untouched
     before = (out / "metrics.json").read_bytes()
     code, _, err = run(capsys, "demo", "--size", "48", "-o", str(out), "-q")

@@ -154,6 +154,22 @@ def test_bad_report_requests_are_refused(run, tmp_path):
         build_report(ReportInputs(results={}))
 
 
+def test_bench_writes_one_report_per_case_with_its_metric_rows(tmp_path, capsys):
+    from hsfuse.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--case", "synthetic:nikon_d700_dhsis", "--methods", "bicubic", "gsa", "--ratios", "4",
+                 "--report", "-o", str(out), "-q"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    page = (out / "report_synthetic_nikon_d700_dhsis_r4.html").read_text()
+    for row in rows:  # the report's metric table holds the benchmark's own numbers
+        assert f'<td data-v="{row["psnr"]!r}">' in page and f'<td data-v="{row["sam"]!r}">' in page
+    capsys.readouterr()
+    assert main(["bench", "--case", "synthetic:nikon_d700_dhsis", "--methods", "bicubic", "--ratios", "4",
+                 "--report", "-o", str(out), "-q"]) == 2  # existing results and report: refused before running
+    assert "exists" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------ browser
 
 

@@ -117,6 +117,8 @@ def run_benchmark(
     weights: Mapping[str, str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    report_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every method on every case at every ratio; return one dict per run (tidy rows).
 
@@ -126,6 +128,9 @@ def run_benchmark(
 
     Row keys: ``scene``, ``sensor``, ``msi_bands``, ``ratio``, ``method``, ``height``, ``width``, ``bands``,
     the metric names of ``metric_preset`` (lower case), ``time_s``, ``peak_mem_mib``, ``memory_kind``.
+
+    With ``report_dir``, each case and ratio also gets its HTML report there (:mod:`hsfuse.viz.report`),
+    ``report_<scene>_<sensor>_r<ratio>.html``: the simulated inputs, the reference and every method's result.
     """
     check_device(device)
     specs = [get_method(m) for m in methods]
@@ -151,6 +156,8 @@ def run_benchmark(
             y = type(y)(y.hsi.to(device), y.msi.to(device))
             physics = sim.physics.to(device=device, dtype=torch.float32)
             ref = sim.reference.to_tensor(dtype=torch.float64)
+            estimates: dict[str, Cube] = {}
+            case_rows: list[dict[str, Any]] = []
             for spec in specs:
                 if on_progress is not None:
                     on_progress(f"{case.label} r={ratio} {spec.name}")
@@ -164,13 +171,37 @@ def run_benchmark(
                     est, wall, mem = measure(run, device=device)
                 scores = evaluate(ref, est.detach().cpu().double(), preset=metric_preset, ratio=ratio)
                 H, W, L = sim.reference.shape
-                rows.append({
+                case_rows.append({
                     "scene": case.scene, "sensor": Path(case.sensor).stem, "msi_bands": sim.msi.bands,
                     "ratio": ratio, "method": spec.name, "height": H, "width": W, "bands": L,
                     **{k: float(v) for k, v in scores.items()},
                     "time_s": wall, "peak_mem_mib": mem.bytes / 2**20, "memory_kind": mem.kind,
                 })
+                if report_dir is not None:
+                    estimates[spec.name] = Cube.from_tensor(est.detach().cpu().float(), like=sim.hsi)
+            rows += case_rows
+            if report_dir is not None:
+                _case_report(report_dir, case, ratio, sim, estimates, case_rows, chosen, overwrite=overwrite)
     return rows
+
+
+def report_path(report_dir: str | Path, case: BenchCase, ratio: int) -> Path:
+    """Where :func:`run_benchmark` writes the report of ``case`` at ``ratio``."""
+    return Path(report_dir) / f"report_{case.scene}_{Path(case.sensor).stem}_r{ratio}.html"
+
+
+def _case_report(report_dir: str | Path, case: BenchCase, ratio: int, sim: Simulation, estimates: dict[str, Cube],
+                 rows: list[dict[str, Any]], chosen: Mapping[str, Any], *, overwrite: bool) -> None:
+    from ..viz.report import ReportInputs, write_report
+
+    keep = ("method", "psnr", "ssim", "sam", "ergas", "rmse", "time_s")
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    write_report(report_path(report_dir, case, ratio), ReportInputs(
+        results=estimates, hsi=sim.hsi, msi=sim.msi, reference=sim.reference, physics=sim.physics,
+        metrics=[{k: r[k] for k in keep if k in r} for r in rows],
+        options={m: {k: v for k, v in o.as_kwargs().items() if isinstance(v, (int, float, str, bool, type(None)))}
+                 for m, o in chosen.items()},
+        title=f"hsfuse bench: {case.label}, ratio {ratio}"), overwrite=overwrite)
 
 
 def _fmt(value: Any) -> str:

@@ -159,6 +159,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     check_results_folder(args.output, overwrite=args.overwrite)  # before any case runs
     cases = [parse_case(c) for c in args.case] if args.case else list(DEFAULT_CASES)
+    if args.report:
+        from ..bench.runner import report_path
+        from ..io.atomic import check_output_path
+
+        for case in cases:
+            for ratio in args.ratios:
+                if Path(args.output).is_dir():
+                    check_output_path(report_path(args.output, case, ratio), overwrite=args.overwrite)
     weights = {}
     for item in args.weights:
         name, sep, path = item.partition("=")
@@ -173,7 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         done = iter(range(1, total + 1))
         rows = run_benchmark(cases, methods, args.ratios, simulation_preset=args.simulation_preset,
                              metric_preset=args.preset, device=args.device, seed=args.seed, weights=weights,
-                             options=options,
+                             options=options, report_dir=args.output if args.report else None,
+                             overwrite=args.overwrite,
                              on_progress=None if progress is None else lambda m: progress(next(done), total, info=m))
     settings = {"simulation_preset": args.simulation_preset, "metric_preset": args.preset, "ratios": args.ratios,
                 "cases": [c.label for c in cases], "seed": args.seed, "weights": weights,
@@ -332,6 +341,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="bench-results", help="output folder")
+    p.add_argument("--report", action="store_true", help="also write one interactive HTML report per case and "
+                   "ratio into the output folder (report_<scene>_<sensor>_r<ratio>.html)")
     p.add_argument("--overwrite", action="store_true")
     add_quiet(p)
     p.set_defaults(func=cmd_bench)
