@@ -76,3 +76,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def simulated_pair(height: int, width: int, *, seed: int = 3, ratio: int = 4):
+    """Wald simulation of the embedded synthetic scene with the Nikon D700 RGB response (hsfuse preset): the
+    small pair several test modules fuse. Returns ``(simulation, srf matrix)``."""
+    from hsfuse.data.simulation import simulate
+    from hsfuse.data.synthetic import synthetic_scene
+    from hsfuse.physics.srf_library import srf_matrix
+
+    ref = synthetic_scene(height=height, width=width, seed=seed)
+    matrix, names = srf_matrix("nikon_d700_dhsis", ref.wavelengths, normalize="none")
+    return simulate(ref, matrix, ratio=ratio, preset="hsfuse", srf_band_names=names), matrix

@@ -11,14 +11,13 @@ import pytest
 import torch
 
 import hsfuse
-from hsfuse.data.simulation import simulate
-from hsfuse.data.synthetic import synthetic_scene
 from hsfuse.errors import InputError
 from hsfuse.io import write_cube
 from hsfuse.methods import METHODS, fuse, get_method
 from hsfuse.physics.serialize import observation_to_dict
-from hsfuse.physics.srf_library import srf_matrix
 from hsfuse.types import Cube, GeoInfo
+
+from conftest import simulated_pair
 
 DIRECT = sorted(n for n, s in METHODS.items() if s.direct)
 RATIO = 4
@@ -26,9 +25,7 @@ RATIO = 4
 
 @pytest.fixture(scope="module")
 def sim():
-    ref = synthetic_scene(height=32, width=40, seed=3)
-    matrix, names = srf_matrix("nikon_d700_dhsis", ref.wavelengths, normalize="none")
-    s = simulate(ref, matrix, ratio=RATIO, preset="hsfuse", srf_band_names=names)
+    s, matrix = simulated_pair(32, 40, ratio=RATIO)
     s.msi.geo = GeoInfo("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0))
     return s, matrix
 

@@ -239,6 +239,18 @@ BAD_OPTIONS: dict[str, list[str]] = {
 }
 
 
+def _refusal(argv: list[str], capsys) -> tuple[int, str, list[str]]:
+    """Run ``argv``; return the exit status (argparse's refusal included), stderr and its ``error:`` lines, after
+    asserting exit 2 with no traceback and no usage text."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's refusal
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "usage:" not in err, (argv, code, err)
+    return code, err, [line for line in err.splitlines() if "error:" in line]
+
+
 @pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
 def test_fuse_refuses_every_bad_option_before_any_work(case, good_pair, tmp_path, capsys):
     hsi, msi = good_pair
@@ -246,14 +258,8 @@ def test_fuse_refuses_every_bad_option_before_any_work(case, good_pair, tmp_path
     argv = ["fuse", "--hsi", str(hsi), "--msi", str(msi), "-o", str(tmp_path / "o.npz")]
     extra = BAD_OPTIONS[case]
     argv += extra if "--method" in extra else ["--method", "bicubic", *extra]
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's refusal
-        code = exc.code
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error:" in line]
+    _, err, errors = _refusal(argv, capsys)
     # exactly one error line (progress notes such as "fusing ..." may precede a value refused by the method itself)
-    assert code == 2 and "Traceback" not in err and "usage:" not in err, (case, code, err)
     assert len(errors) == 1 and errors[0].startswith("hsfuse fuse: error: "), (case, err)
     if case in ("nan_weight", "negative_weight"):  # refused when the options are made, before the images are read
         assert "fusing" not in err, err
@@ -379,13 +385,7 @@ BAD_COMMANDS: dict[str, list[str]] = {
 def test_every_command_refuses_bad_input_with_one_line_and_writes_nothing(case, workspace, capsys):
     argv = [a.replace("{d}", str(workspace)) for a in BAD_COMMANDS[case]]
     before = _snapshot(workspace)
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's refusal
-        code = exc.code
-    err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if "error:" in line]
-    assert code == 2 and "Traceback" not in err and "usage:" not in err, (case, code, err)
+    _, err, errors = _refusal(argv, capsys)
     assert len(errors) == 1 and re.match(r"hsfuse [a-z]+: error: ", errors[0]), (case, err)
     # refused before the long work: no estimation, fusion, training step or benchmark case was started
     assert not re.search(r"estimated the PSF|fusing with|step \d|QNR", err), (case, err)

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from hsfuse.cli import main
-from hsfuse.io.atomic import recover_targets
+from hsfuse.io.atomic import recover_folder_files, recover_targets
 
 
 class Killed(BaseException):
@@ -167,13 +167,15 @@ def _content(path: Path) -> object:
 def _interrupt_at_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, argv: list[str],
                              outputs: list[str], make_old: Callable[[Path], None] | None,
                              rerun: Callable[[Path], list[str]] = lambda root: [], modes=("sigint", "sigkill"),
-                             internal: bool = True) -> int:
+                             internal: bool = True, recover: Callable[[Path], None] | None = None) -> int:
     """Run ``argv`` (``{out}`` = the output folder) interrupted before each of its write steps, in each mode.
 
     ``outputs``: the names (under the folder) the command writes; ``make_old``: writes previous outputs to be
     replaced (``None``: none exist); ``rerun(root)``: extra arguments for the rerun (e.g. ``--resume``);
-    ``internal``: count zarr's steps inside a store too. After each interruption the outputs must be all old or
-    all new; after the rerun all new, with nothing else in the folder. Returns the number of steps."""
+    ``internal``: count zarr's steps inside a store too; ``recover(root)``: the first act of the command's next
+    write, which tidies what a kill left (default :func:`recover_targets` of the outputs). After each interruption
+    the outputs must be all old or all new; after the rerun all new, with nothing else in the folder. Returns the
+    number of steps."""
     root, cache = tmp_path / "out", tmp_path / "old"
     cache.mkdir()
     if make_old is not None:
@@ -223,7 +225,10 @@ def _interrupt_at_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *,
                 shutil.move(snapshot, root)
                 # ... as the next write of these outputs finds it: a kill between "old aside" and "new in" leaves
                 # an output beside its .old copy, which that write puts back first (hsfuse.io.atomic)
-                recover_targets([root / name for name in outputs])
+                if recover is None:
+                    recover_targets([root / name for name in outputs])
+                else:
+                    recover(root)
             state = {name: _content(root / name) for name in outputs}
             assert state in (old, new), f"{mode} before step {k}: the outputs are neither the old nor the new ones"
             assert _run(args() + rerun(root)) == 0, (mode, k)
@@ -262,7 +267,24 @@ def test_fuse_into_an_envi_pair_interrupted_at_every_step(pair, tmp_path, monkey
 def test_simulate_folder_interrupted_at_every_step(pair, tmp_path, monkeypatch):
     argv = ["simulate", str(pair / "ref.npz"), "--srf", "nikon_d700_dhsis", "--ratio", "4", "--format", "hdr",
             "-o", "{out}/sim"]
-    _interrupt_at_every_step(tmp_path, monkeypatch, argv=argv, outputs=["sim"], make_old=None)
+    files = [f"{n}.{e}" for n in ("hsi", "msi", "reference") for e in ("hdr", "img")] + ["physics.json"]
+    _interrupt_at_every_step(tmp_path, monkeypatch, argv=argv, outputs=["sim"], make_old=None,
+                             recover=lambda root: recover_folder_files(root / "sim", files))
+
+
+def test_simulate_over_an_existing_folder_interrupted_at_every_step(pair, tmp_path, monkeypatch):
+    """The files of a previous simulation are replaced as one group; a file of the user's stays."""
+    argv = ["simulate", str(pair / "ref.npz"), "--srf", "nikon_d700_dhsis", "--ratio", "4", "--format", "hdr",
+            "-o", "{out}/sim", "--overwrite", "--snr-hsi", "30", "--seed", "1"]
+
+    def old(root):
+        assert _run(["simulate", str(pair / "ref.npz"), "--srf", "nikon_d700_dhsis", "--ratio", "4", "--format",
+                     "hdr", "-o", str(root / "sim")]) == 0
+        (root / "sim" / "notes.txt").write_text("the user's own file")
+
+    files = [f"{n}.{e}" for n in ("hsi", "msi", "reference") for e in ("hdr", "img")] + ["physics.json"]
+    _interrupt_at_every_step(tmp_path, monkeypatch, argv=argv, outputs=[f"sim/{f}" for f in files + ["notes.txt"]],
+                             make_old=old, recover=lambda root: recover_folder_files(root / "sim", files))
 
 
 def _resume_if_partial(name: str) -> Callable[[Path], list[str]]:

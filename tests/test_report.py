@@ -20,16 +20,15 @@ import numpy as np
 import pytest
 import torch
 
-from hsfuse.data.simulation import simulate
-from hsfuse.data.synthetic import synthetic_scene
 from hsfuse.errors import InputError, OutputExistsError
 from hsfuse.metrics.functional import psnr
 from hsfuse.methods.registry import METHODS
-from hsfuse.physics.srf_library import srf_matrix
 from hsfuse.types import Cube
 from hsfuse.viz.figures import error_maps
 from hsfuse.viz.report import (COLOUR_INFRARED_NM, ReportInputs, build_report, choose_display_bands,
                                write_report)
+
+from conftest import simulated_pair
 
 RATIO = 4
 
@@ -37,9 +36,7 @@ RATIO = 4
 @pytest.fixture(scope="module")
 def run():
     """A small simulated run: reference, LR HSI, MSI, physics and two fused results."""
-    ref = synthetic_scene(height=48, width=48, seed=3)
-    matrix, names = srf_matrix("nikon_d700_dhsis", ref.wavelengths, normalize="none")
-    sim = simulate(ref, matrix, ratio=RATIO, preset="hsfuse", srf_band_names=names)
+    sim, _ = simulated_pair(48, 48, ratio=RATIO)
     y = sim.measurement()
     results = {}
     for name in ("bicubic", "gsa"):

@@ -1,5 +1,6 @@
 """Nothing lost, nothing silently wrong (issue 18): cases found by trying hsfuse adversarially, each a test that
-failed before its fix. (The standing fuzz suite of that issue is still to come.)"""
+failed before its fix. The standing fuzz suite is tests/test_fuzz.py; interruptions at every write step are in
+tests/test_interruption.py."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ from pathlib import Path
 from ..errors import HsfuseError, InputError, OutputExistsError
 
 __all__ = ["check_output_path", "atomic_output", "atomic_outputs", "atomic_output_dir", "atomic_folder_files",
-           "clean_interrupted_dirs", "recover_targets", "move_into_place"]
+           "clean_interrupted_dirs", "recover_targets", "recover_folder_files", "move_into_place"]
 
 
 def _check_parent(path: Path) -> None:
@@ -257,6 +257,15 @@ def _recover_staging(folder: Path) -> None:
             _remove(entry)
 
 
+def recover_folder_files(folder: str | os.PathLike[str], names: Sequence[str]) -> None:
+    """Undo or finish what killed :func:`atomic_folder_files` writes of ``names`` in ``folder`` left: first the
+    journalled group renames (their sources may lie in a staging folder), then the staging folders beside it."""
+    out = Path(folder)
+    if out.is_dir():
+        _recover([out / n for n in names])
+    _recover_staging(out)
+
+
 @contextmanager
 def atomic_folder_files(folder: str | os.PathLike[str], names: Sequence[str], *, overwrite: bool) -> Iterator[Path]:
     """Yield an empty staging folder for the files ``names`` of ``folder``; on success they appear there as one
@@ -272,9 +281,8 @@ def atomic_folder_files(folder: str | os.PathLike[str], names: Sequence[str], *,
     if out.exists() and not out.is_dir():
         raise InputError(f"cannot write folder {out}: a file of that name exists; remove it or choose another path")
     targets = [out / n for n in names]
-    _recover_staging(out)
+    recover_folder_files(out, names)
     if out.is_dir():
-        _recover(targets)
         for t in targets:
             check_output_path(t, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
