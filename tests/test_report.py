@@ -151,6 +151,31 @@ def test_bad_report_requests_are_refused(run, tmp_path):
         build_report(ReportInputs(results={}))
 
 
+def test_report_command_on_a_demo_folder_and_on_files(tmp_path, capsys):
+    from hsfuse.bench.demo import run_demo
+    from hsfuse.cli import main
+    from hsfuse.io import read_cube
+
+    demo = tmp_path / "demo"
+    run_demo(demo, size=32, methods=["bicubic", "gsa"])
+    assert main(["report", str(demo), "-o", str(tmp_path / "a.html")]) == 0
+    page = (tmp_path / "a.html").read_text()
+    data = _page_data(page)["spectra"]
+    ref = read_cube(demo / "reference.npz")
+    grid = ref.data[::data["step"], ::data["step"]]
+    assert np.array_equal(_decode(data["data"]["reference"], grid.shape), grid.astype(np.float32))
+    rows = json.loads((demo / "metrics.json").read_text())["results"]
+    assert all(f'<td data-v="{r["psnr"]!r}">' in page for r in rows)  # the demo's own metric rows
+    # fused files with explicit inputs: the same result under its file name, errors against the reference
+    assert main(["report", str(demo / "fused_gsa.npz"), "--reference", str(demo / "reference.npz"),
+                 "--hsi", str(demo / "hsi.npz"), "--msi", str(demo / "msi.npz"), "--physics",
+                 str(demo / "physics.json"), "-o", str(tmp_path / "b.html")]) == 0
+    assert "RMSE: fused_gsa" in (tmp_path / "b.html").read_text()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "nothing"), "-o", str(tmp_path / "c.html")]) == 2
+    assert "not found" in capsys.readouterr().err and not (tmp_path / "c.html").exists()
+
+
 def test_bench_writes_one_report_per_case_with_its_metric_rows(tmp_path, capsys):
     from hsfuse.cli import main
 

@@ -53,7 +53,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     rows = [{"method": name, **{k: m[k] for k in ("qnr", "d_lambda", "d_s", "hsi_psnr", "msi_psnr", "seconds")}}
             for name, m in result.report["methods"].items()]
     print_table(rows, title=f"no-reference scores (operators estimated by {args.estimator})")
-    print(f"wrote {args.output}: report.md, report.json, fused_*.npz, overview_*.png, operators/")
+    print(f"wrote {args.output}: report.html, report.md, report.json, fused_*.npz, overview_*.png, operators/")
     return 0
 
 

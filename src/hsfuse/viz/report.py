@@ -7,8 +7,9 @@ needs are inlined, so it opens offline from disk with no server. Its parts:
   wavelength: true colour (640, 550, 460 nm) when the cube's bands lie within 30 nm of each; otherwise the
   standard colour-infrared composite (860, 650, 550 nm) when they allow it; otherwise the bands at 3/4, 1/2 and
   1/4 of the band range. The HSI-grid cubes share one percentile stretch (2-98 %, per channel, of the reference
-  or else the first result); the MSI has its own. Every image panel of the page shares zoom and pan (their axes
-  are HR pixel coordinates). A **blink** panel shows any two of them in turn.
+  or else the first result). The MSI has its own stretch; its bands are chosen the same way from their centres
+  (the file's, or the SRF's centroids), a 3-band MSI shown longest wavelength as red. Every image panel of the page
+  shares zoom and pan (their axes are HR pixel coordinates). A **blink** panel shows any two of them in turn.
 * **With a reference**: per-pixel RMSE and SAM maps (one colour scale per metric, its top at the 99th
   percentile over all methods), the metric table (click a header to sort) and per-band PSNR and RMSE against
   wavelength. **Without one**: the scores given (e.g. QNR) and per-pixel consistency maps: the RMSE of
@@ -247,7 +248,10 @@ def _composites(scene: _Scene, step: int, srf: np.ndarray | None) -> tuple[dict[
         centres = _wavelengths(scene.msi)
         if centres is None and srf is not None and scene.wavelengths is not None and srf.shape == (m, B):
             centres = (srf @ scene.wavelengths) / np.where(srf.sum(axis=1) > 0, srf.sum(axis=1), 1.0)
-        if centres is not None:
+        if centres is not None and m == 3:  # an RGB-like camera: its bands by wavelength, longest as red
+            order = np.argsort(-np.asarray(centres, dtype=np.float64))
+            msi_idx = (int(order[0]), int(order[1]), int(order[2]))
+        elif centres is not None:
             msi_idx, _ = choose_display_bands(np.asarray(centres, dtype=np.float64), m)
         else:
             msi_idx = (0, 1, 2) if m >= 3 else (0, 0, 0)
@@ -403,16 +407,17 @@ def _map_panels(maps: Mapping[str, Mapping[str, np.ndarray]],
     """Heatmap panels ``(key, title, colour scale, pixel size and first pixel centre in HR pixels)``, one colour
     scale per metric (its top: the 99th percentile over every method's map)."""
     panels: dict[str, dict[str, Any]] = {}
-    for key, title, colorscale, dx, x0 in metrics:
+    present = [entry for entry in metrics if any(entry[0] in m for m in maps.values())]
+    for row, (key, title, colorscale, dx, x0) in enumerate(present):  # one panel row and colour bar per metric
         values = [m[key] for m in maps.values() if key in m]
-        if not values:
-            continue
         zmax = float(np.nanpercentile(np.concatenate([v.ravel() for v in values]), 99)) or 1.0
         for i, (name, m) in enumerate((n, m) for n, m in maps.items() if key in m):
             panels[f"{title}: {name}"] = {"z": m[key].astype(np.float32), "dx": dx, "x0": x0,
                                           "zmax": zmax,
                                           "colorscale": colorscale, "showscale": i == 0,
-                                          "colorbar": dict(title=title, len=0.4)}
+                                          "colorbar": dict(title=dict(text=title, side="right"),
+                                                           len=0.9 / len(present),
+                                                           y=1 - (row + 0.5) / len(present))}
     return panels
 
 

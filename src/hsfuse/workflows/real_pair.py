@@ -356,8 +356,10 @@ def run_real_pair(
     say(f"pair: HSI {hsi.shape[0]}x{hsi.shape[1]}x{hsi.bands}, MSI {H}x{W}x{msi.bands}, ratio {r}; "
         f"{masked} no-data MSI pixel(s) masked")
     report: dict[str, Any] = {
-        "hsi": {"shape": list(hsi.shape), "scale": prepared.hsi_scale, "source": hsi.attrs.get("source")},
-        "msi": {"shape": list(msi.shape), "scale": prepared.msi_scale, "source": msi.attrs.get("source")},
+        "hsi": {"shape": list(hsi.shape), "scale": prepared.hsi_scale, "source": hsi.attrs.get("source"),
+                "variable": hsi.attrs.get("variable")},
+        "msi": {"shape": list(msi.shape), "scale": prepared.msi_scale, "source": msi.attrs.get("source"),
+                "variable": msi.attrs.get("variable")},
         "ratio": r, "nodata_msi_pixels": masked, "msi_transfer": msi_transfer, "q_block": S, "estimator": estimator,
         "methods": {},
     }

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..physics.serialize import load_observation
 from ..viz.report import ReportInputs, ReportSummary, write_report
@@ -65,11 +67,23 @@ def _demo(folder: Path, found: dict[str, Any]) -> None:
 
 
 def _pair(folder: Path, found: dict[str, Any]) -> None:
+    from ..io import read_cube
+    from ..physics.transfer import to_linear
+    from ..types import Cube
+
     meta = json.loads((folder / "report.json").read_text())
     for name in ("hsi", "msi"):
-        source = (meta.get(name) or {}).get("source")
-        if source and Path(source).exists():
-            found.setdefault(name, Path(source))
+        entry = meta.get(name) or {}
+        source = entry.get("source")
+        if name in found or not (source and Path(source).exists()):
+            continue
+        cube = read_cube(source, variable=entry.get("variable"))
+        if name == "msi":  # as the operators see it: linear (an sRGB camera image decoded), no-data as 0
+            data = to_linear(cube.data, meta.get("msi_transfer") or "linear")
+            if cube.nodata is not None:
+                data = np.where(np.all(cube.data == cube.nodata, axis=2, keepdims=True), 0.0, data)
+            cube = Cube(data.astype(np.float32), wavelengths=cube.wavelengths, band_names=cube.band_names)
+        found[name] = cube
     if (folder / "operators" / "physics.json").is_file():
         found.setdefault("physics", folder / "operators" / "physics.json")
         found.setdefault("operators", f"estimated by {meta.get('estimator', 'the pair workflow')}")
