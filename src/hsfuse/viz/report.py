@@ -633,7 +633,6 @@ def build_report(inputs: ReportInputs, *, max_side: int = 1024, spectra_mb: floa
                 row["time_s"] = float(inputs.seconds[row["method"]])
         sections.insert(2, "<h2>Metrics</h2><p class=note>Click a column header to sort.</p>"
                         + _table(metric_rows, table_id="metrics"))
-    figures.append(("spectrum-placeholder", None))
     sections.append("<h2>Spectra</h2><p class=note>Click any image. Shaded: the MSI band responses (right axis)."
                     "</p><div id=spectrum></div>")
     if physics is not None:
@@ -650,9 +649,8 @@ def build_report(inputs: ReportInputs, *, max_side: int = 1024, spectra_mb: floa
                     f"<pre>{html.escape(json.dumps(prov, indent=1, default=str))}</pre>")
     rendered = {}
     for div_id, fig in figures:
-        if fig is not None:
-            rendered[div_id] = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
-                                           config={"scrollZoom": True, "displaylogo": False})
+        rendered[div_id] = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                                       config={"scrollZoom": True, "displaylogo": False})
     body = "\n".join(sections)
     for div_id, snippet in rendered.items():
         body = body.replace(f"@@{div_id}@@", snippet)
