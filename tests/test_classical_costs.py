@@ -85,8 +85,10 @@ class FftCounter(TorchDispatchMode):
 
 @pytest.fixture(scope="module")
 def small():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return _problem()
+    yield _problem()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,7 @@ from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralRespon
 from hsfuse.types import FusionMeasurement
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small per-image solvers, one torch thread
 
 
 # --------------------------------------------------------------------------------------------- NumPy transcription

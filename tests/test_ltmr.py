@@ -20,12 +20,7 @@ from hsfuse.types import FusionMeasurement
 EPS = np.finfo(np.float64).eps
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: small per-image solvers, one torch thread
 
 
 # --------------------------------------------------------------------------------------------- NumPy reference

@@ -12,6 +12,7 @@ import inspect
 import typing
 
 import pytest
+import torch
 
 from hsfuse.errors import InputError
 from hsfuse.methods import METHODS, MethodOptions
@@ -117,16 +118,38 @@ def test_every_numeric_option_declares_its_range_and_values_outside_it_are_refus
             continue
         bounds = f.metadata.get("bounds")
         assert bounds, f"{name}.{f.name} declares no range (option(..., ge=/gt=/le=))"
-        is_int = int in typing.get_args(hints[f.name]) or hints[f.name] is int
-        for kind, bound in bounds.items():
-            step = 1 if is_int else 1e-9 * max(1.0, abs(bound))
-            outside = {"gt": bound, "ge": bound - step, "le": bound + step}[kind]
-            inside = {"gt": bound + step, "ge": bound, "le": bound}[kind]
-            text = str(int(outside)) if is_int else repr(float(outside))
+        for _, outside, inside in _outside_and_inside(f, hints[f.name]):
             with pytest.raises(InputError, match=f"option {f.name} of method '{name}' must be "):
-                parse_options(spec.options, [f"{f.name}={text}"], method=name)
-            value = int(inside) if is_int else float(inside)
-            assert getattr(parse_options(spec.options, [f"{f.name}={value}"], method=name), f.name) == value
+                parse_options(spec.options, [f"{f.name}={outside}"], method=name)
+            assert getattr(parse_options(spec.options, [f"{f.name}={inside}"], method=name), f.name) == inside
+
+
+def _outside_and_inside(f, annotation):
+    """``(bound kind, a value just outside, the bound or a value just inside)`` for each declared bound."""
+    is_int = int in typing.get_args(annotation) or annotation is int
+    for kind, bound in f.metadata.get("bounds", {}).items():
+        step = 1 if is_int else 1e-9 * max(1.0, abs(bound))
+        outside = {"gt": bound, "ge": bound - step, "le": bound + step}[kind]
+        inside = {"gt": bound + step, "ge": bound, "le": bound}[kind]
+        yield kind, (int(outside) if is_int else float(outside)), (int(inside) if is_int else float(inside))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not METHODS[n].needs_training])
+def test_the_method_functions_refuse_what_their_option_ranges_refuse(name):
+    # the declared ranges (checked before any image is read) and the functions' own checks (for Python callers
+    # of fuse_<name>) must agree: a value outside a range is refused by the function too, before it computes
+    from hsfuse.physics import FusionObservation, SpatialDegradation, SpectralResponse, gaussian_psf
+
+    torch.manual_seed(0)
+    obs = FusionObservation(SpatialDegradation(ratio=2, psf=gaussian_psf(3, fwhm=2.0)),
+                            SpectralResponse(torch.rand(3, 8), normalize="sum"))
+    y = obs.A(torch.rand(1, 8, 16, 16))
+    spec = METHODS[name]
+    hints = typing.get_type_hints(spec.options)
+    for f in dataclasses.fields(spec.options):
+        for kind, outside, _ in _outside_and_inside(f, hints[f.name]):
+            with pytest.raises(InputError):
+                spec.function(y, obs, **{f.name: outside})
 
 
 def test_range_refusals_name_the_range_and_reach_tuples():

@@ -92,8 +92,8 @@ from .numpy_io import choose_cube
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["open_lazy", "band_info", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "describe_lazy", "describe_file",
-           "LAZY_SUFFIXES", "DEFAULT_CHUNK"]
+__all__ = ["open_lazy", "band_info", "cube_to_dataarray", "dataarray_to_cube", "write_zarr", "describe_lazy",
+           "describe_file", "spatial_chunks", "LAZY_SUFFIXES", "DEFAULT_CHUNK"]
 
 #: Chunk side (pixels) for files without natural blocks, and the least side natural blocks are grouped to.
 DEFAULT_CHUNK = 512
@@ -150,7 +150,7 @@ def _grow(block: int, n: int) -> int:
     return min(block, n)
 
 
-def _spatial_chunks(chunks: Any, hw: tuple[int, int], natural: tuple[int, int] | None = None) -> tuple[int, int]:
+def spatial_chunks(chunks: Any, hw: tuple[int, int], natural: tuple[int, int] | None = None) -> tuple[int, int]:
     """``(cy, cx)`` from the ``chunks=`` argument, the image size and the file's natural block ``(rows, cols)``."""
     if chunks is None:
         if natural is None:
@@ -634,7 +634,7 @@ def cube_to_dataarray(cube: Cube, *, chunks: int | tuple[int, int] | None = None
     dsa = _dask_array()
     data = np.moveaxis(cube.data, 2, 0)
     b, h, w = data.shape
-    cy, cx = _spatial_chunks(chunks, (h, w))
+    cy, cx = spatial_chunks(chunks, (h, w))
     arr = dsa.from_array(data, chunks=(b, cy, cx), name=False)
     name = str(cube.attrs.get("variable", "cube"))
     return _build(
@@ -717,7 +717,7 @@ def _open_geotiff(p: Path, chunks: Any) -> Any:
             fields = dataset_fields(src, p)
             hw = (src.height, src.width)
             block = tuple(src.block_shapes[0])
-        cy, cx = _spatial_chunks(chunks, hw, block)  # type: ignore[arg-type]
+        cy, cx = spatial_chunks(chunks, hw, block)  # type: ignore[arg-type]
         rx = rioxarray.open_rasterio(
             str(p), chunks={"band": -1, "y": cy, "x": cx}, mask_and_scale=False, parse_coordinates=False
         )
@@ -732,7 +732,7 @@ def _open_envi(p: Path, chunks: Any) -> Any:
     fields, attrs = header_fields(img.metadata, hdr)
     shape = (int(img.nbands), int(img.nrows), int(img.ncols))
     arr = _EnviArray(str(p), shape, np.dtype(img.dtype))
-    cy, cx = _spatial_chunks(chunks, shape[1:])
+    cy, cx = spatial_chunks(chunks, shape[1:])
     return _build(_from_file_array(arr, (0, 1, 2), cy, cx), what=str(hdr), attrs=attrs, **fields)
 
 
@@ -761,7 +761,7 @@ def _open_mat(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
     to_matlab = (2, 1, 0)
     perm = tuple(to_matlab[i] for i in _perm(info.layout))
     hw = (stored[perm[1]], stored[perm[2]])
-    cy, cx = _spatial_chunks(chunks, hw, _natural(block, perm))  # type: ignore[arg-type]
+    cy, cx = spatial_chunks(chunks, hw, _natural(block, perm))  # type: ignore[arg-type]
     data = _from_file_array(_H5Array(str(p), info.name, stored, dtype), perm, cy, cx)  # type: ignore[arg-type]
     return _build(data, what=info.what, name=info.name, wavelengths=info.wavelengths, fwhm=info.fwhm,
                   attrs=dict(info.attrs))
@@ -860,7 +860,7 @@ def _open_hdf5(p: Path, variable: str | None, layout: str, chunks: Any) -> Any:
     used = resolve_layout(stored, layout, n_wavelengths=n_wl, what=what)
     attrs["layout"] = used
     perm = _perm(used)
-    cy, cx = _spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]), _natural(block, perm))
+    cy, cx = spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]), _natural(block, perm))
     data = _from_file_array(_H5Array(str(p), name, stored, dtype), perm, cy, cx)
     return _build(data, what=what, name=name, attrs=attrs, **fields)
 
@@ -881,7 +881,7 @@ def _open_npy(p: Path, layout: str, chunks: Any) -> Any:
         )
     used = resolve_layout(stored, layout, n_wavelengths=None, what=what)
     perm = _perm(used)
-    cy, cx = _spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]))
+    cy, cx = spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]))
     data = _from_file_array(_NpyArray(str(p), stored, dtype), perm, cy, cx)
     return _build(data, what=what, attrs={"source": str(p), "format": "npy", "layout": used})
 
@@ -920,7 +920,7 @@ def _from_xarray(open_fn: Callable[[Any], Any], p: Path, fmt: str, variable: str
             hw = (var.sizes[dims[1]], var.sizes[dims[2]])
         finally:
             ds.close()
-        cy, cx = _spatial_chunks(chunks, hw, natural)
+        cy, cx = spatial_chunks(chunks, hw, natural)
         ds = open_fn({dims[0]: -1, dims[1]: cy, dims[2]: cx})
         var = _standard(ds[name], what, FileFormatError)
     if not hasattr(var.data, "dask"):  # pragma: no cover - xarray always gives dask with chunks=
@@ -985,7 +985,7 @@ def _open_zarr_array(p: Path, arr: Any, layout: str, chunks: Any) -> Any:
         attrs["layout"] = used
         perm = _perm(used)
     block = tuple(int(c) for c in arr.chunks)
-    cy, cx = _spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]), _natural(block, perm))
+    cy, cx = spatial_chunks(chunks, (stored[perm[1]], stored[perm[2]]), _natural(block, perm))
     stored_chunks = [0, 0, 0]
     stored_chunks[perm[0]], stored_chunks[perm[1]], stored_chunks[perm[2]] = stored[perm[0]], cy, cx
     with reading(p, "zarr array"):
@@ -1057,7 +1057,7 @@ def open_lazy(
     if not p.exists():
         raise FileFormatError(f"{p} not found; check the path (current folder: {Path.cwd()})")
     check_layout(layout)
-    _spatial_chunks(chunks, (1, 1))  # validate early
+    spatial_chunks(chunks, (1, 1))  # validate early
     fmt = _format_of(p)
     if variable is not None and fmt not in _VARIABLE_FORMATS:
         raise InputError(f"variable= applies to .mat, .h5, .nc, .zarr and .npz files only, not to {fmt} ({p})")
@@ -1147,7 +1147,7 @@ def write_zarr(da: xarray.DataArray, path: str | os.PathLike[str], *, overwrite:
     data = da.data
     if not hasattr(data, "dask"):
         b, h, w = da.shape
-        cy, cx = _spatial_chunks(None, (h, w))
+        cy, cx = spatial_chunks(None, (h, w))
         data = _dask_array().from_array(np.asarray(data), chunks=(b, cy, cx), name=False)
     data = _regular_chunks(data)
     out = da.copy(data=data)

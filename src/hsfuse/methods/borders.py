@@ -10,17 +10,19 @@ periodic problem built from the data:
    PSF: they are divided by the PSF mass inside the image, :func:`hsfuse.physics.spatial.zero_border_gain`
    (normalised convolution), so they are what a non-darkening model predicts;
 2. both images are extended by a margin (``pad`` LR pixels, ``r pad`` HR pixels: the decimation grid is kept) with
-   :func:`hsfuse.methods.sylvester.smooth_periodic_pad` (mirror images cross-faded around the periodic seam);
+   :func:`smooth_periodic_pad` (mirror images cross-faded around the periodic seam);
 3. the method runs with the same PSF, SRF and offset under a circular boundary, and the result is cropped back.
 
 Measured for FUSE on Pavia U simulated with zero borders (``tests/test_borders.py``): 3.37 of the 3.54 dB the
-circular model loses are recovered. The margin defaults to :func:`hsfuse.methods.sylvester.default_pad`.
+circular model loses are recovered. The margin defaults to :func:`default_pad`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Literal
+
+import math
 
 import torch
 
@@ -29,11 +31,53 @@ from ..errors import InputError
 from ..physics import FusionObservation, SpatialDegradation
 from ..physics.spatial import zero_border_gain
 from ..types import FusionMeasurement
-from .sylvester import default_pad, smooth_periodic_pad
 
-__all__ = ["Border", "check_border_option", "periodic_extension", "solve_with_border"]
+__all__ = ["Border", "check_border_option", "default_pad", "smooth_periodic_pad", "periodic_extension",
+           "solve_with_border", "PAD_PSF_WIDTHS", "PAD_MIN"]
 
 Border = Literal["circular", "pad"]
+
+#: default margin of ``border="pad"``, in PSF widths (and at least ``PAD_MIN`` LR pixels)
+PAD_PSF_WIDTHS, PAD_MIN = 3, 2
+
+
+def default_pad(psf_size: int, ratio: int) -> int:
+    """Default LR margin of ``border="pad"``: ``PAD_PSF_WIDTHS`` PSF widths in LR pixels, at least ``PAD_MIN``."""
+    return max(PAD_MIN, -(-PAD_PSF_WIDTHS * int(psf_size) // int(ratio)))
+
+
+def _mirror_index(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the symmetric extension (edge repeated, ``numpy.pad(mode="symmetric")``), any length."""
+    m = torch.remainder(i, 2 * n)
+    return torch.where(m >= n, 2 * n - 1 - m, m)
+
+
+def _smooth_pad_axis(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    t = torch.arange(2 * pad, device=x.device)  # position in the seam gap, after pixel n - 1 and before pixel 0
+    near = _mirror_index(n + t, n)  # mirror of the far (last) edge continued past it
+    far = _mirror_index(t - 2 * pad, n)  # mirror of the first edge continued backwards
+    a = 0.5 - 0.5 * torch.cos(math.pi * (t.to(torch.float64) + 0.5) / (2 * pad))
+    shape = [1] * x.ndim
+    shape[dim] = 2 * pad
+    a = a.to(dtype=x.dtype, device=x.device).reshape(shape)
+    gap = (1 - a) * x.index_select(dim, near) + a * x.index_select(dim, far)
+    after, before = gap.narrow(dim, 0, pad), gap.narrow(dim, pad, pad)
+    return torch.cat([before, x, after], dim=dim)
+
+
+def smooth_periodic_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Extend ``(..., H, W)`` by ``pad`` pixels on every side so the result is periodic without a jump.
+
+    Along each axis (rows, then columns) the ``2 pad`` pixels that join the last pixel to the first one around the
+    periodic seam are a raised-cosine cross-fade ``(1 - a(t)) m_end(t) + a(t) m_start(t)``, ``a`` rising from ~0
+    to ~1: ``m_end`` mirrors the image about its last edge (symmetric: edge pixel repeated), ``m_start`` about its
+    first edge. Next to each edge the extension is that edge's mirror image (continuous, no slope jump), and the
+    two mirrors meet smoothly half way. The centre ``[pad:pad+H, pad:pad+W]`` is ``x``; ``pad = 0`` returns ``x``.
+    """
+    if pad <= 0:
+        return x
+    return _smooth_pad_axis(_smooth_pad_axis(x, pad, x.ndim - 2), pad, x.ndim - 1)
 
 
 def check_border_option(border: str, pad: int | None, boundary: str, *, who: str) -> None:

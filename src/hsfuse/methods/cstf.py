@@ -138,8 +138,9 @@ class CstfOptions(MethodOptions):
     penalty: float = option(CSTF_PENALTY, "rho, penalty of the core step's ADMM (hard-coded 0.01; > 0)", gt=0)
     admm_iterations: int = option(CSTF_ADMM_ITERATIONS, "ADMM iterations of each core step (hard-coded 60)", ge=1)
     cg_iterations: int = option(CSTF_CG_ITERATIONS, "conjugate-gradient iterations of each dictionary step "
-                                "(hard-coded 30)", ge=1)
-    iterations: int = option(CSTF_ITERATIONS, "outer iterations (dictionaries then core; hard-coded 3)", ge=1)
+                                "(hard-coded 30; 0: the dictionaries stay as initialised)", ge=0)
+    iterations: int = option(CSTF_ITERATIONS, "outer iterations (dictionaries then core; hard-coded 3; 0: the "
+                             "initial core step only)", ge=0)
     seed: int = option(0, "seed of VCA's random directions (the same for every image of a batch)", ge=0)
     separable: Literal["require", "nearest"] = option("require", "require: refuse a PSF that is not separable (the "
                                                       "original's model); nearest: use its nearest separable "

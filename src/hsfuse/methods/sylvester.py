@@ -78,7 +78,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._checks import check_finite, check_image_tensor, check_positive_int
+from .._checks import check_finite, check_image_tensor, check_positive_int, check_weight
 from ..errors import InputError
 from ..physics import FusionObservation
 from ..physics.interpolation import upsample_cubic
@@ -87,6 +87,7 @@ from ..physics.noise import (NEIGHBOUR_BANDS, estimate_noise_sigma, neighbours_d
 from ..physics.spatial import zero_border_gain
 from ..types import FusionMeasurement
 from .bicubic import CUBIC_HALO, keys_kernel
+from .borders import check_border_option, default_pad, smooth_periodic_pad
 from .chunking import Chunked, StatsPass, select
 from .options import MethodOptions, border_option, option, pad_option
 from .subspace import batched_basis, pca_subspace, subspace_from_correlation
@@ -153,49 +154,6 @@ def _check_finite_fast(x: torch.Tensor, name: str) -> None:
         check_finite(x, name)  # raises, unless the sum merely overflowed
 
 
-#: default margin of ``border="pad"``, in PSF widths (and at least ``PAD_MIN`` LR pixels)
-PAD_PSF_WIDTHS, PAD_MIN = 3, 2
-
-
-def default_pad(psf_size: int, ratio: int) -> int:
-    """Default LR margin of ``border="pad"``: ``PAD_PSF_WIDTHS`` PSF widths in LR pixels, at least ``PAD_MIN``."""
-    return max(PAD_MIN, -(-PAD_PSF_WIDTHS * int(psf_size) // int(ratio)))
-
-
-def _mirror_index(i: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices of the symmetric extension (edge repeated, ``numpy.pad(mode="symmetric")``), any length."""
-    m = torch.remainder(i, 2 * n)
-    return torch.where(m >= n, 2 * n - 1 - m, m)
-
-
-def _smooth_pad_axis(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
-    n = x.shape[dim]
-    t = torch.arange(2 * pad, device=x.device)  # position in the seam gap, after pixel n - 1 and before pixel 0
-    near = _mirror_index(n + t, n)  # mirror of the far (last) edge continued past it
-    far = _mirror_index(t - 2 * pad, n)  # mirror of the first edge continued backwards
-    a = 0.5 - 0.5 * torch.cos(math.pi * (t.to(torch.float64) + 0.5) / (2 * pad))
-    shape = [1] * x.ndim
-    shape[dim] = 2 * pad
-    a = a.to(dtype=x.dtype, device=x.device).reshape(shape)
-    gap = (1 - a) * x.index_select(dim, near) + a * x.index_select(dim, far)
-    after, before = gap.narrow(dim, 0, pad), gap.narrow(dim, pad, pad)
-    return torch.cat([before, x, after], dim=dim)
-
-
-def smooth_periodic_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """Extend ``(..., H, W)`` by ``pad`` pixels on every side so the result is periodic without a jump.
-
-    Along each axis (rows, then columns) the ``2 pad`` pixels that join the last pixel to the first one around the
-    periodic seam are a raised-cosine cross-fade ``(1 - a(t)) m_end(t) + a(t) m_start(t)``, ``a`` rising from ~0
-    to ~1: ``m_end`` mirrors the image about its last edge (symmetric: edge pixel repeated), ``m_start`` about its
-    first edge. Next to each edge the extension is that edge's mirror image (continuous, no slope jump), and the
-    two mirrors meet smoothly half way. The centre ``[pad:pad+H, pad:pad+W]`` is ``x``; ``pad = 0`` returns ``x``.
-    """
-    if pad <= 0:
-        return x
-    return _smooth_pad_axis(_smooth_pad_axis(x, pad, x.ndim - 2), pad, x.ndim - 1)
-
-
 def _padded_solve(hsi: torch.Tensor, msi: torch.Tensor, *, pad: int, ratio: int, **kwargs: Any) -> torch.Tensor:
     """:func:`sylvester_solve` on smoothly padded images (LR ``pad``, HR ``ratio * pad``), cropped back."""
     if pad <= 0:
@@ -213,20 +171,11 @@ def _clip_to_inputs(z: torch.Tensor, hsi: torch.Tensor, msi: torch.Tensor) -> to
 
 
 def _check_border(border: str, pad: int | None, boundary: str, psf_size: int, ratio: int) -> int:
-    """Validate ``border``/``pad`` against the physics' boundary; returns the LR margin (0 for circular)."""
-    if border not in ("circular", "pad"):
-        raise InputError(f"border must be 'circular' or 'pad', got {border!r}")
+    """:func:`~hsfuse.methods.borders.check_border_option`, then the LR margin (0 for circular)."""
+    check_border_option(border, pad, boundary, who="FUSE's closed form")
     if border == "circular":
-        if boundary != "circular":
-            raise InputError(
-                f"FUSE's closed form assumes circular boundary conditions (the FFT diagonalises the blur), but the "
-                f"physics uses boundary={boundary!r}; use border='pad' (smooth periodic extension, solve, crop), "
-                "build the physics with boundary='circular', or use a method without this assumption, e.g. 'gsa'"
-            )
         return 0
-    if pad is None:
-        return default_pad(psf_size, ratio)
-    return check_positive_int(pad, "pad", minimum=0)
+    return default_pad(psf_size, ratio) if pad is None else int(pad)
 
 
 def _real_matmul(mat: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
@@ -606,12 +555,9 @@ def fuse_fuse(
     if prior == "original" or not auto:
         sigma_hsi = 1.0 if sigma_hsi is None else sigma_hsi
         sigma_msi = 1.0 if sigma_msi is None else sigma_msi
-    if prior == "original":
-        if border != "circular":
-            raise InputError("prior='original' reproduces the original's circular model: use border='circular'")
-        scale_f = float(data_scale)
-        if not (math.isfinite(scale_f) and scale_f > 0):
-            raise InputError(f"data_scale must be positive and finite, got {data_scale!r}")
+    data_scale = check_weight(data_scale, "data_scale", allow_zero=False)  # used by prior='original' only
+    if prior == "original" and border != "circular":
+        raise InputError("prior='original' reproduces the original's circular model: use border='circular'")
     if subspace is None:
         subspace_dim = check_positive_int(subspace_dim, "subspace_dim")
         basis = pca_subspace(hsi.to(torch.float64), dim=min(subspace_dim, bands, h * w))
@@ -630,7 +576,7 @@ def fuse_fuse(
             raise InputError("subspace basis columns are linearly dependent; give p independent spectra")
     if prior == "original":
         z = _original_prior_solve(hsi, msi, basis=basis, srf=physics.spectral.matrix.detach(), psf=psf.detach(),
-                                  ratio=physics.ratio, offset=spatial.offset, lam=lam_f / scale_f**2,
+                                  ratio=physics.ratio, offset=spatial.offset, lam=lam_f / data_scale**2,
                                   sigma_hsi=sigma_hsi, sigma_msi=sigma_msi)
         if clip:
             z = _clip_to_inputs(z, hsi, msi)

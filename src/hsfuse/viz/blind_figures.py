@@ -31,7 +31,6 @@ import numpy as np
 from ..errors import InputError
 from ..types import Cube, infer_ratio
 from .figures import (
-    DEFAULT_RGB_NM,
     _as_cube,
     _check_output,
     _check_pixels,
@@ -40,9 +39,10 @@ from .figures import (
     _matplotlib,
     _new_figure,
     _save,
-    _stretch_limits,
     composite_bands,
+    display_bands,
     false_colour,
+    stretch_limits,
 )
 
 __all__ = ["plot_psf", "plot_srf", "plot_convergence", "plot_real_pair", "pad_centred", "default_pixels"]
@@ -410,11 +410,8 @@ def _msi_rgb_bands(msi: Cube) -> tuple[int, int, int]:
 
 
 def _hsi_rgb_bands(hsi: Cube) -> tuple[int, int, int]:
-    """By wavelength (DEFAULT_RGB_NM) when known, else bands at 3/4, 1/2 and 1/4 of the band range."""
-    if hsi.wavelengths is not None:
-        return composite_bands(hsi, wavelengths_nm=DEFAULT_RGB_NM)
-    last = hsi.bands - 1
-    return (round(0.75 * last), round(0.5 * last), round(0.25 * last))
+    """The cube's default composite (:func:`hsfuse.viz.figures.display_bands`)."""
+    return display_bands(hsi.wavelengths, hsi.bands)[0]
 
 
 def _check_mask(valid: Any, hw: tuple[int, int]) -> np.ndarray | None:
@@ -476,7 +473,7 @@ def default_pixels(usable: np.ndarray, *, ratio: int = 1, count: int = 4) -> lis
 def _composite(cube: Cube, bands: tuple[int, int, int], mask: np.ndarray, stretch: tuple[float, float]) -> tuple:
     """False colour of ``cube`` with limits from the pixels in ``mask``; returns (image, limits)."""
     rgb = np.asarray(cube.data[:, :, list(bands)], dtype=np.float64)
-    lim = _stretch_limits(rgb, mask & np.all(np.isfinite(rgb), axis=2), stretch)
+    lim = stretch_limits(rgb, mask & np.all(np.isfinite(rgb), axis=2), stretch)
     return false_colour(cube, bands=bands, limits=lim), lim
 
 

@@ -31,7 +31,11 @@ from ..types import Cube, infer_ratio
 
 __all__ = [
     "DEFAULT_RGB_NM",
+    "COLOUR_INFRARED_NM",
     "composite_bands",
+    "display_bands",
+    "stretch_limits",
+    "apply_stretch",
     "false_colour",
     "error_maps",
     "plot_composites",
@@ -42,6 +46,10 @@ __all__ = [
 
 #: Band centres (nm) shown as red, green, blue by default.
 DEFAULT_RGB_NM: tuple[float, float, float] = (640.0, 550.0, 460.0)
+#: the standard colour-infrared (false-colour) composite: NIR, red, green (nm)
+COLOUR_INFRARED_NM: tuple[float, float, float] = (860.0, 650.0, 550.0)
+#: a band farther than this from a target wavelength does not stand for it in :func:`display_bands` (nm)
+BAND_TOLERANCE_NM = 30.0
 
 _STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7}
 
@@ -164,12 +172,47 @@ def composite_bands(
     return tuple(int(np.argmin(np.abs(cube.wavelengths - t))) for t in targets)  # type: ignore[return-value]
 
 
-def _stretch_limits(rgb: np.ndarray, valid: np.ndarray, stretch: tuple[float, float]) -> np.ndarray:
-    """``(3, 2)`` low/high percentiles of each channel over valid pixels."""
+def display_bands(wavelengths: np.ndarray | None, bands: int) -> tuple[tuple[int, int, int], str]:
+    """Red, green, blue band indices of a cube's default composite, and the composite's name.
+
+    True colour (:data:`DEFAULT_RGB_NM`) when the nearest band to each target lies within
+    :data:`BAND_TOLERANCE_NM`; else the standard colour-infrared composite (:data:`COLOUR_INFRARED_NM`: NIR, red,
+    green) under the same rule; else (or without wavelengths) the bands at 3/4, 1/2 and 1/4 of the band range,
+    longest wavelength as red. Fewer than three bands: band 1 as grey.
+    """
+    if wavelengths is not None and bands >= 3:
+        wl = np.asarray(wavelengths, dtype=np.float64)
+        for targets, name in ((DEFAULT_RGB_NM, "true colour"), (COLOUR_INFRARED_NM, "colour infrared")):
+            idx = [int(np.argmin(np.abs(wl - t))) for t in targets]
+            if all(abs(wl[i] - t) <= BAND_TOLERANCE_NM for i, t in zip(idx, targets)):
+                label = ", ".join(f"{wl[i]:.0f}" for i in idx)
+                return (idx[0], idx[1], idx[2]), f"{name} ({label} nm)"
+    if bands < 3:
+        return (0, 0, 0), "band 1 (grey)"
+    last = bands - 1
+    idx = (round(0.75 * last), round(0.5 * last), round(0.25 * last))
+    return idx, f"bands {idx[0] + 1}, {idx[1] + 1}, {idx[2] + 1}"
+
+
+def stretch_limits(rgb: np.ndarray, valid: np.ndarray | None = None,
+                   stretch: tuple[float, float] = (2.0, 98.0)) -> np.ndarray:
+    """``(3, 2)`` low/high ``stretch`` percentiles of each channel of ``rgb`` ``(H, W, 3)`` over the ``valid``
+    pixels (default: those finite in every channel); ``[0, 1]`` when there are none."""
+    if valid is None:
+        valid = np.all(np.isfinite(rgb), axis=2)
     pix = rgb[valid]
     if pix.shape[0] == 0:
         return np.tile([0.0, 1.0], (3, 1))
     return np.stack([np.percentile(pix[:, c], stretch) for c in range(3)])
+
+
+def apply_stretch(rgb: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """``clip((x_c - lo_c) / (hi_c - lo_c), 0, 1)`` per channel, ``limits`` ``(3, 2)``; a flat channel (``hi <=
+    lo``) and non-finite values map to 0 (``+inf`` to 1)."""
+    lo, hi = limits[:, 0], limits[:, 1]
+    span = hi - lo
+    out = np.where(span > 0, (rgb - lo) / np.where(span > 0, span, 1.0), 0.0)
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
 
 
 def false_colour(
@@ -193,16 +236,12 @@ def false_colour(
     rgb = np.asarray(cube.data[:, :, list(idx)], dtype=np.float64)
     valid = cube.valid_mask()
     if limits is None:
-        lim = _stretch_limits(rgb, valid, _check_stretch(stretch))
+        lim = stretch_limits(rgb, valid, _check_stretch(stretch))
     else:
         lim = np.asarray(limits, dtype=np.float64)
         if lim.shape != (3, 2) or not np.all(np.isfinite(lim)):
             raise InputError(f"limits must be a finite (3, 2) array of (low, high) per channel, got shape {lim.shape}")
-    lo, hi = lim[:, 0], lim[:, 1]
-    span = hi - lo
-    safe = np.where(span > 0, span, 1.0)
-    out = np.where(span > 0, (rgb - lo) / safe, 0.0)
-    out = np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    out = apply_stretch(rgb, lim)
     out[~valid] = 0.0
     return out
 
@@ -211,7 +250,7 @@ def _shared_limits(cubes: dict[str, Cube], wavelengths_nm: Any, bands: Any, stre
     first = next(iter(cubes.values()))
     idx = composite_bands(first, wavelengths_nm=wavelengths_nm, bands=bands)
     rgb = np.asarray(first.data[:, :, list(idx)], dtype=np.float64)
-    return _stretch_limits(rgb, first.valid_mask(), _check_stretch(stretch))
+    return stretch_limits(rgb, first.valid_mask(), _check_stretch(stretch))
 
 
 # --------------------------------------------------------------------------------------------------------

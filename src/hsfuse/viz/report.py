@@ -47,18 +47,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
+from .figures import apply_stretch, display_bands, error_maps, stretch_limits
 
-__all__ = ["ReportInputs", "ReportSummary", "build_report", "write_report", "choose_display_bands",
-           "TRUE_COLOUR_NM", "COLOUR_INFRARED_NM"]
-
-#: red, green, blue targets of a true-colour composite (nm)
-TRUE_COLOUR_NM = (640.0, 550.0, 460.0)
-#: the standard colour-infrared (false-colour) composite: NIR, red, green (nm)
-COLOUR_INFRARED_NM = (860.0, 650.0, 550.0)
+__all__ = ["ReportInputs", "ReportSummary", "build_report", "write_report"]
 #: the largest side of the per-pixel maps (their values are embedded as numbers, for hovering)
 MAP_SIDE = 512
-#: a band farther than this from a target wavelength does not stand for it (nm)
-BAND_TOLERANCE_NM = 30.0
 
 
 @dataclass
@@ -143,39 +136,12 @@ def _read(da: Any, *, bands: Sequence[int] | None = None, step: int = 1, rows: s
     return np.moveaxis(np.asarray(sel.values, dtype=np.float32), 0, -1)
 
 
-def choose_display_bands(wavelengths: np.ndarray | None, bands: int) -> tuple[tuple[int, int, int], str]:
-    """Red, green, blue band indices and the composite's name (module docstring: true colour, colour-infrared,
-    or bands at 3/4, 1/2, 1/4 of the range)."""
-    if wavelengths is not None and bands >= 3:
-        for targets, name in ((TRUE_COLOUR_NM, "true colour"), (COLOUR_INFRARED_NM, "colour infrared")):
-            idx = [int(np.argmin(np.abs(wavelengths - t))) for t in targets]
-            if all(abs(wavelengths[i] - t) <= BAND_TOLERANCE_NM for i, t in zip(idx, targets)):
-                label = ", ".join(f"{wavelengths[i]:.0f}" for i in idx)
-                return (idx[0], idx[1], idx[2]), f"{name} ({label} nm)"
-    if bands < 3:
-        return (0, 0, 0), "band 1 (grey)"
-    idx = (round(0.75 * (bands - 1)), round(0.5 * (bands - 1)), round(0.25 * (bands - 1)))
-    return idx, f"bands {idx[0] + 1}, {idx[1] + 1}, {idx[2] + 1}"
-
-
-def _stretch(rgb: np.ndarray) -> np.ndarray:
-    """``(3, 2)`` 2nd/98th percentiles of each channel over finite pixels."""
-    flat = rgb.reshape(-1, 3)
-    flat = flat[np.all(np.isfinite(flat), axis=1)]
-    if flat.size == 0:
-        return np.tile([0.0, 1.0], (3, 1))
-    return np.stack([np.percentile(flat[:, c], (2.0, 98.0)) for c in range(3)])
-
-
 def _png(rgb: np.ndarray, limits: np.ndarray) -> str:
-    """A PNG data URI of ``rgb`` ``(h, w, 3)`` stretched to ``limits`` (non-finite pixels black)."""
+    """A PNG data URI of ``rgb`` ``(h, w, 3)`` stretched to ``limits`` (:func:`~hsfuse.viz.figures.apply_stretch`)."""
     from PIL import Image
 
-    lo, hi = limits[:, 0], limits[:, 1]
-    span = np.where(hi > lo, hi - lo, 1.0)
-    out = np.clip(np.nan_to_num((rgb - lo) / span, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     buf = io.BytesIO()
-    Image.fromarray((out * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG", optimize=True)
+    Image.fromarray((apply_stretch(rgb, limits) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
@@ -233,10 +199,10 @@ def _scene(inputs: ReportInputs) -> _Scene:
 def _composites(scene: _Scene, step: int, srf: np.ndarray | None) -> tuple[dict[str, dict[str, Any]], str]:
     """name -> {source (PNG URI), x0, dx} of every composite, and the HSI composite's name."""
     H, W, B = scene.shape
-    idx, label = choose_display_bands(scene.wavelengths, B)
+    idx, label = display_bands(scene.wavelengths, B)
     hr = {**({"reference": scene.reference} if scene.reference is not None else {}), **scene.results}
     rgbs = {name: _read(da, bands=idx, step=step) for name, da in hr.items()}
-    limits = _stretch(next(iter(rgbs.values())))
+    limits = stretch_limits(next(iter(rgbs.values())))
     out: dict[str, dict[str, Any]] = {}
     if scene.hsi is not None:
         r = scene.ratio or 1
@@ -252,11 +218,11 @@ def _composites(scene: _Scene, step: int, srf: np.ndarray | None) -> tuple[dict[
             order = np.argsort(-np.asarray(centres, dtype=np.float64))
             msi_idx = (int(order[0]), int(order[1]), int(order[2]))
         elif centres is not None:
-            msi_idx, _ = choose_display_bands(np.asarray(centres, dtype=np.float64), m)
+            msi_idx, _ = display_bands(np.asarray(centres, dtype=np.float64), m)
         else:
             msi_idx = (0, 1, 2) if m >= 3 else (0, 0, 0)
         rgb = _read(scene.msi, bands=msi_idx, step=step)
-        out["MSI"] = {"source": _png(rgb, _stretch(rgb)), "dx": step, "x0": 0.0}
+        out["MSI"] = {"source": _png(rgb, stretch_limits(rgb)), "dx": step, "x0": 0.0}
     for name, rgb in rgbs.items():
         out[name] = {"source": _png(rgb, limits), "dx": step, "x0": 0.0}
     return out, label
@@ -267,31 +233,25 @@ def _row_blocks(n: int, size: int) -> list[slice]:
 
 
 def _errors(scene: _Scene, step: int) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
-    """Per-pixel RMSE/SAM maps on the display grid and per-band RMSE/PSNR (peak: the reference band maximum on
-    that grid), read row block by row block."""
+    """Per-pixel RMSE/SAM maps (:func:`~hsfuse.viz.figures.error_maps`) on the grid of every ``step``-th pixel and
+    per-band RMSE/PSNR there (peak: the reference band maximum on that grid), read row block by row block."""
+    from ..types import Cube
+
     H, W, B = scene.shape
-    rows = len(range(0, H, step))
     block = max(1, int(64e6 // max(1, 4 * B * len(range(0, W, step)))))
     maps: dict[str, dict[str, list[np.ndarray]]] = {k: {"rmse": [], "sam_deg": []} for k in scene.results}
     sq = {k: np.zeros(B) for k in scene.results}
     peak = np.full(B, -np.inf)
     count = 0
-    for rs in _row_blocks(rows, block):
+    for rs in _row_blocks(len(range(0, H, step)), block):
         ref = _read(scene.reference, step=step, rows=rs).astype(np.float64)
         peak = np.maximum(peak, ref.reshape(-1, B).max(axis=0))
         count += ref.shape[0] * ref.shape[1]
-        nr = np.linalg.norm(ref, axis=2)
         for name, da in scene.results.items():
             est = _read(da, step=step, rows=rs).astype(np.float64)
-            err = est - ref
-            sq[name] += (err**2).reshape(-1, B).sum(axis=0)
-            maps[name]["rmse"].append(np.sqrt(np.mean(err**2, axis=2)))
-            ne = np.linalg.norm(est, axis=2)
-            ok = (nr > 0) & (ne > 0)
-            u = ref / np.where(ok, nr, 1.0)[..., None]
-            v = est / np.where(ok, ne, 1.0)[..., None]
-            sam = np.degrees(2.0 * np.arctan2(np.linalg.norm(u - v, axis=2), np.linalg.norm(u + v, axis=2)))
-            maps[name]["sam_deg"].append(np.where(ok, sam, 0.0))
+            sq[name] += ((est - ref) ** 2).reshape(-1, B).sum(axis=0)
+            for key, value in error_maps(Cube(ref), Cube(est)).items():
+                maps[name][key].append(value)
     per_band = {}
     for name in scene.results:
         mse = sq[name] / count
@@ -302,22 +262,22 @@ def _errors(scene: _Scene, step: int) -> tuple[dict[str, dict[str, np.ndarray]],
 
 
 def _consistency(scene: _Scene, step: int, physics: Any) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
-    """Per-pixel consistency maps without a reference (module docstring) and notes on what was left out."""
+    """Per-pixel consistency maps without a reference (module docstring) and notes on what was left out. The MSI
+    map is read row block by row block (each MSI block once for every result); the HSI map needs the whole result
+    (skipped beyond 1 GiB)."""
     import torch
 
-    out: dict[str, dict[str, np.ndarray]] = {k: {} for k in scene.results}
-    notes = []
     H, W, B = scene.shape
     srf = physics.spectral.matrix.detach().cpu().double().numpy()
-    rows = len(range(0, H, step))
     block = max(1, int(64e6 // max(1, 4 * B * len(range(0, W, step)))))
-    for name, da in scene.results.items():
-        parts = []
-        for rs in _row_blocks(rows, block):
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in scene.results}
+    for rs in _row_blocks(len(range(0, H, step)), block):
+        msi = _read(scene.msi, step=step, rows=rs).astype(np.float64)
+        for name, da in scene.results.items():
             est = _read(da, step=step, rows=rs).astype(np.float64)
-            msi = _read(scene.msi, step=step, rows=rs).astype(np.float64)
-            parts.append(np.sqrt(np.mean((est @ srf.T - msi) ** 2, axis=2)))
-        out[name]["msi"] = np.concatenate(parts)
+            parts[name].append(np.sqrt(np.mean((est @ srf.T - msi) ** 2, axis=2)))  # R z - y_m per pixel
+    out: dict[str, dict[str, np.ndarray]] = {k: {"msi": np.concatenate(v)} for k, v in parts.items()}
+    notes = []
     if H * W * B * 4 <= 1 << 30:
         spatial = copy.deepcopy(physics.spatial).double()  # nn.Module.double() converts in place: not the caller's
         hsi = torch.as_tensor(_read(scene.hsi).astype(np.float64)).permute(2, 0, 1)[None]

@@ -39,7 +39,7 @@ import re
 from pathlib import Path
 
 from ...errors import FileFormatError
-from ..lazy import _spatial_chunks
+from ..lazy import spatial_chunks
 from .base import (
     Product,
     check_same_grid,
@@ -80,7 +80,7 @@ def open_desis(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] | 
         another level (L1B, L1C), metadata and image that disagree, a truncated raster.
         InputError: bad ``chunks``.
     """
-    _spatial_chunks(chunks, (1, 1))
+    spatial_chunks(chunks, (1, 1))
     folder, meta_path = find_product(Path(path), _METADATA_RE, what="DESIS", pattern="DESIS-HSI-*-METADATA.xml")
     prefix = meta_path.name[: -len("-METADATA.xml")]
     root = parse_xml(meta_path, "DESIS metadata")

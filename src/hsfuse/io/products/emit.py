@@ -53,7 +53,7 @@ import numpy as np
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
 from .._common import nm_factor, reading, shape_str
-from ..lazy import FileHandleMixin, _H5Array, _spatial_chunks
+from ..lazy import FileHandleMixin, _H5Array, spatial_chunks
 from .base import Product
 from .base import build_image, h5_text, mask_dataarray, nodata_mask, open_h5, sort_bands
 
@@ -94,7 +94,7 @@ def open_emit(
         swath (when computed).
         InputError: bad ``chunks`` or ``mask_file``.
     """
-    _spatial_chunks(chunks, (1, 1))
+    spatial_chunks(chunks, (1, 1))
     p = _find_rfl(Path(path))
     fmt = "NetCDF-4 (EMIT L2A RFL)"
     with open_h5(p, fmt, "reading EMIT NetCDF-4 products") as f, reading(p, fmt):
@@ -109,7 +109,7 @@ def open_emit(
         glt = _glt(f, p)
         gattrs = {str(k): v for k, v in f.attrs.items()}
     h, w = glt["shape"]
-    cy, cx = _spatial_chunks(chunks, (h, w), glt["chunks"])
+    cy, cx = spatial_chunks(chunks, (h, w), glt["chunks"])
     geo, crs_note = _geo(gattrs, p)
 
     keep = np.flatnonzero(good)

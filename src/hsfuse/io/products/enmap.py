@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import FileFormatError
-from ..lazy import _spatial_chunks
+from ..lazy import spatial_chunks
 from .base import (
     Product,
     check_same_grid,
@@ -109,7 +109,7 @@ def open_enmap(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] | 
         another level (L1B/L1C), metadata and image that disagree, a truncated raster.
         InputError: bad ``chunks``.
     """
-    _spatial_chunks(chunks, (1, 1))  # bad chunks -> InputError before any file is touched
+    spatial_chunks(chunks, (1, 1))  # bad chunks -> InputError before any file is touched
     folder, meta_path = find_product(Path(path), _METADATA_RE, what="EnMAP", pattern="ENMAP*-METADATA.XML")
     prefix = meta_path.name[: -len("-METADATA.XML")]
     root = parse_xml(meta_path, "EnMAP metadata")

@@ -59,7 +59,7 @@ import numpy as np
 
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
-from ..lazy import _build, _dask_array, _spatial_chunks, _xarray
+from ..lazy import _build, _dask_array, spatial_chunks, _xarray
 from .base import Product, select_bands
 
 __all__ = ["open_landsat", "QA_PIXEL_MASKS", "LANDSAT_BANDS", "LANDSAT_REFERENCE"]
@@ -245,7 +245,7 @@ def open_landsat(
     """
     names = select_bands(bands, _band_name, LANDSAT_BANDS, LANDSAT_BANDS.index, example="['B2', 'B5']",
                          default_text="B1-B7")
-    _spatial_chunks(chunks, (1, 1))  # validate early
+    spatial_chunks(chunks, (1, 1))  # validate early
     xr = _xarray()
     mtl = _find_mtl(path)
     folder = mtl.parent
@@ -289,7 +289,7 @@ def open_landsat(
             raise FileFormatError(f"{folder}: {what} is on another grid ({g[0][0]} x {g[0][1]}, {g[2]}, transform "
                                   f"{g[1]}) than {names[0]} ({first[0][0]} x {first[0][1]}, {first[2]}, {first[1]})")
     shape, transform, crs, block = first
-    cy, cx = _spatial_chunks(chunks, shape, block)
+    cy, cx = spatial_chunks(chunks, shape, block)
 
     dsa = _dask_array()
     layers = []

@@ -55,7 +55,7 @@ import numpy as np
 from ...errors import FileFormatError
 from ...types import GeoInfo
 from .._common import reading, shape_str
-from ..lazy import _from_file_array, _H5Array, _spatial_chunks
+from ..lazy import _from_file_array, _H5Array, spatial_chunks
 from .base import Product
 from .base import build_image, h5_text, mask_dataarray, nodata_mask, open_h5, sort_bands
 
@@ -86,7 +86,7 @@ def open_prisma(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] |
         missing cubes or attributes, band lists that disagree with the cubes.
         InputError: bad ``chunks``.
     """
-    _spatial_chunks(chunks, (1, 1))
+    spatial_chunks(chunks, (1, 1))
     p = _find_he5(Path(path))
     with open_h5(p, "HDF-EOS5 (PRISMA)", "reading PRISMA HDF-EOS5 products") as f, reading(p, "HDF-EOS5 (PRISMA)"):
         fields_path = _data_fields(f, p)
@@ -105,7 +105,7 @@ def open_prisma(path: str | os.PathLike[str], *, chunks: int | tuple[int, int] |
             cloud = (cloud_path, tuple(f[cloud_path].shape), f[cloud_path].dtype, f[cloud_path].chunks)
         block = det["Vnir"]["chunks"]
     natural = (block[0], block[2]) if block else None
-    cy, cx = _spatial_chunks(chunks, (rows, cols), natural)
+    cy, cx = spatial_chunks(chunks, (rows, cols), natural)
     geo, geo_note = _geo(attrs, rows, cols, p)
 
     # band selection: flagged bands, then the overlap rule

@@ -85,7 +85,7 @@ import numpy as np
 
 from ...errors import FileFormatError, InputError
 from ...types import GeoInfo
-from ..lazy import _build, _dask_array, _spatial_chunks, _xarray
+from ..lazy import _build, _dask_array, spatial_chunks, _xarray
 from .base import Product, select_bands
 
 __all__ = ["open_sentinel2", "S2_BANDS", "SCL_MASKS", "PSD_REFERENCE"]
@@ -563,7 +563,7 @@ def open_sentinel2(
         raise InputError(f"resampling must be 'bilinear' or 'nearest', got {resampling!r}")
     names = select_bands(bands, _band_name, _DEFAULT[resolution], _INDEX.__getitem__, example="['B2', 'B8A']",
                          default_text="the default set")
-    _spatial_chunks(chunks, (1, 1))  # validate early
+    spatial_chunks(chunks, (1, 1))  # validate early
     xr = _xarray()
     safe, mtd = _safe_folder(path)
     meta = _product_metadata(mtd)
@@ -641,7 +641,7 @@ def open_sentinel2(
         used[name] = {"file": str(f.relative_to(safe)), "file_resolution_m": res, "offset": float(offset),
                       "resampled": f"{resampling} x{factor}" if factor > 1 else "none"}
     natural = min(blocks, key=lambda fb: fb[0])[1]  # the JPEG2000 tiles of a file on the output grid if any
-    cy, cx = _spatial_chunks(chunks, shape, natural)
+    cy, cx = spatial_chunks(chunks, shape, natural)
 
     # band centres: the product's Spectral_Information/Wavelength/CENTRAL
     centres = [spectral.get(n, {}).get("central") for n in names]
