@@ -30,7 +30,7 @@ BANDS = "B2,B3,B4,B5,B6,B7,B8,B8A"
 
 BUILD = r"""
 import json, sys, threading, time, psutil
-from hsfuse.workflows.report import observation_of_pair, write_run_report
+from hsfuse.workflows.report import report_of_fused, write_run_report
 peak = [0]
 proc = psutil.Process()
 def sample():
@@ -38,12 +38,12 @@ def sample():
         peak[0] = max(peak[0], proc.memory_info().rss); time.sleep(0.05)
 threading.Thread(target=sample, daemon=True).start()
 args = json.loads(sys.argv[1])
-physics = None
-if args.get("srf"):
-    physics = observation_of_pair(args["hsi"], args["msi"], srf=args["srf"], bands=args["bands"].split(","))
 t0 = time.perf_counter()
-s = write_run_report(args["runs"], args["out"], hsi=args.get("hsi"), msi=args.get("msi"), physics=physics,
-                     overwrite=True)
+if args.get("srf"):  # as 'hsfuse fuse --report' makes it
+    s = report_of_fused(args["runs"][0], args["out"], hsi=args["hsi"], msi=args["msi"], method=args["method"],
+                        srf=args["srf"], bands=args["bands"].split(","), overwrite=True)
+else:
+    s = write_run_report(args["runs"], args["out"], overwrite=True)
 print(json.dumps({"seconds": time.perf_counter() - t0, "bytes": s.bytes, "display_step": s.display_step,
                   "spectra_step": s.spectra_step, "peak_rss_mib": peak[0] / 2**20}))
 """
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bicubic {args.size}^2 fused in {time.perf_counter() - t0:.1f} s", flush=True)
     page = work / f"report_{args.size}.html"
     built = _build({"runs": [str(result)], "out": str(page), "hsi": str(folder / "hsi.zarr"),
-                    "msi": str(folder / "msi.zarr"), "srf": "sentinel2a", "bands": BANDS})
+                    "msi": str(folder / "msi.zarr"), "srf": "sentinel2a", "bands": BANDS, "method": "bicubic"})
     rows.append({"case": f"{args.size}x{args.size}x200 bicubic result (zarr, "
                          f"{args.size ** 2 * 200 * 4 / 1e9:.1f} GB), inputs, operators", **built,
                  "load_s": statistics.median(_load_times(page, args.repeats))})

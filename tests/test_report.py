@@ -178,6 +178,33 @@ def test_report_command_on_a_demo_folder_and_on_files(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err and not (tmp_path / "c.html").exists()
 
 
+def test_fuse_report_carries_the_operators_fuse_used_and_leaves_off_grid_inputs_out(run, tmp_path):
+    from hsfuse.cli import main
+    from hsfuse.io import write_cube
+    from hsfuse.physics.srf_library import srf_matrix
+    from hsfuse.workflows.report import report_of_fused
+
+    sim, results = run
+    for name, cube in (("h", sim.hsi), ("m", sim.msi)):
+        write_cube(cube, tmp_path / f"{name}.npz")
+    assert main(["fuse", "--hsi", str(tmp_path / "h.npz"), "--msi", str(tmp_path / "m.npz"), "--method", "gsa",
+                 "--srf", "nikon_d700_dhsis", "-o", str(tmp_path / "f.npz"), "--report", str(tmp_path / "f.html"),
+                 "-q"]) == 0
+    page = (tmp_path / "f.html").read_text()
+    srf = _page_data(page)["srf"]  # the SRF of the page: the sensor's, rows summing to one as fuse used it
+    matrix, _ = srf_matrix("nikon_d700_dhsis", sim.reference.wavelengths, normalize="none")
+    expected = np.asarray(matrix) / np.asarray(matrix).sum(axis=1, keepdims=True)
+    assert np.allclose(np.array(list(srf.values())), expected, atol=1e-12)
+    assert "MSI consistency RMSE: f" in page and "HSI consistency RMSE: f" in page
+    # an MSI on another grid than the result (a real pair's): the page shows the result alone and says why
+    write_cube(Cube(sim.msi.data[:20, :20]), tmp_path / "m20.npz")
+    report_of_fused(tmp_path / "f.npz", tmp_path / "g.html", hsi=tmp_path / "h.npz", msi=tmp_path / "m20.npz",
+                    method="gsa", srf="nikon_d700_dhsis")
+    page = (tmp_path / "g.html").read_text()
+    assert "the page shows the result alone" in page and "Consistency with the inputs" not in page
+    assert set(_page_data(page)["spectra"]["data"]) == {"f"}
+
+
 def test_bench_writes_one_report_per_case_with_its_metric_rows(tmp_path, capsys):
     from hsfuse.cli import main
 

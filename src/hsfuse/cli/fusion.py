@@ -51,15 +51,12 @@ def cmd_fuse(args: argparse.Namespace) -> int:
                                      "mask_reasons": args.mask_reasons, "shift": args.shift})
     say_printer(args.quiet)(f"wrote {path}")
     if args.report:
-        from ..workflows.report import observation_of_pair, write_run_report
+        from ..workflows.report import report_of_fused
 
-        physics = args.physics
-        if physics is None and args.srf is not None:
-            physics = observation_of_pair(args.hsi, args.msi, srf=args.srf, psf=args.psf, bands=args.bands,
-                                          srf_normalize=args.srf_normalize, offset=args.offset,
-                                          boundary=args.boundary)
-        summary = write_run_report([path], args.report, hsi=args.hsi, msi=args.msi, physics=physics,
-                                   overwrite=args.overwrite, options={spec.name: options.as_kwargs()})
+        summary = report_of_fused(path, args.report, hsi=args.hsi, msi=args.msi, method=spec.name,
+                                  options=options.as_kwargs(), physics=args.physics, overwrite=args.overwrite,
+                                  srf=args.srf, psf=args.psf, bands=args.bands, srf_normalize=args.srf_normalize,
+                                  offset=args.offset, boundary=args.boundary)
         say_printer(args.quiet)(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB)")
     return 0
 

@@ -14,6 +14,7 @@ reference, operators and metric rows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ from ..errors import InputError
 from ..physics.serialize import load_observation
 from ..viz.report import ReportInputs, ReportSummary, write_report
 
-__all__ = ["run_report_inputs", "write_run_report", "check_report_path", "observation_of_pair"]
+__all__ = ["run_report_inputs", "write_run_report", "check_report_path", "report_of_fused"]
 
 
 def check_report_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
@@ -39,17 +40,35 @@ def check_report_path(path: str | os.PathLike[str], *, overwrite: bool) -> Path:
     return check_output_path(path, overwrite=overwrite)
 
 
-def observation_of_pair(hsi: str | os.PathLike[str], msi: str | os.PathLike[str], **physics_args: Any) -> Any:
-    """The observation ``hsfuse fuse`` builds for a pair from ``--srf``/``--psf``/``--bands``/... (the headers are
-    read, not the pixels)."""
+def report_of_fused(result: str | os.PathLike[str], output: str | os.PathLike[str], *, hsi: str | os.PathLike[str],
+                    msi: str | os.PathLike[str], method: str, options: Mapping[str, Any] | None = None,
+                    physics: Any = None, overwrite: bool = False, **physics_args: Any) -> ReportSummary:
+    """``hsfuse fuse --report``: the page of a fused file with its inputs and operators.
+
+    The operators are ``physics`` (a ``physics.json``) or, when ``physics_args`` name an SRF, rebuilt as ``hsfuse
+    fuse`` built them (:func:`hsfuse.physics.specs.build_observation` on the files' headers; no pixel is read).
+    Inputs on grids other than the result's (products, rasters warped by the real-pair workflow) are left out of
+    the page, which then says so, rather than refused after the fusion.
+    """
     from ..io.lazy import band_info, open_lazy
     from ..physics.specs import build_observation
 
-    h, m = open_lazy(hsi), open_lazy(msi)
-    info = band_info(h)
-    ratio = m.sizes["y"] // h.sizes["y"]
-    return build_observation(hsi_bands=h.sizes["band"], msi_bands=m.sizes["band"], ratio=ratio,
-                             wavelengths=info.get("wavelengths"), fwhm=info.get("fwhm"), **physics_args)
+    fused, h, m = open_lazy(result), open_lazy(hsi), open_lazy(msi)
+    H, W = fused.sizes["y"], fused.sizes["x"]
+    on_grid = ((m.sizes["y"], m.sizes["x"]) == (H, W) and H % h.sizes["y"] == 0 and W % h.sizes["x"] == 0
+               and H // h.sizes["y"] == W // h.sizes["x"])
+    notes = []
+    if not on_grid:
+        notes.append("the inputs are on their own grids (a real pair warped onto the fused grid), so the page shows "
+                     "the result alone")
+        h = m = physics = None
+    elif physics is None and physics_args.get("srf") is not None:
+        info = band_info(h)
+        physics = build_observation(hsi_bands=h.sizes["band"], msi_bands=m.sizes["band"], ratio=H // h.sizes["y"],
+                                    wavelengths=info.get("wavelengths"), fwhm=info.get("fwhm"), **physics_args)
+    inputs = run_report_inputs([result], hsi=h, msi=m, physics=physics, options={method: dict(options or {})},
+                               title=f"hsfuse fuse: {Path(result).name} ({method})")
+    return write_report(output, dataclasses.replace(inputs, notes=notes), overwrite=overwrite)
 
 
 def _demo(folder: Path, found: dict[str, Any]) -> None:
